@@ -1,0 +1,32 @@
+"""The one definition of a patient record, imported by training, eligibility and serving.
+
+``data_schema`` imports none of the other packages of this project.
+"""
+
+from data_schema.features import frame_to_features, records_to_features
+from data_schema.fields import FieldSpec, feature_description, field_specs, model_features
+from data_schema.patient import PatientRecord
+from data_schema.table import (
+    OUTCOME_COLUMN,
+    TRUE_RISK_COLUMN,
+    CohortValidationError,
+    RowError,
+    cohort_schema,
+    validate_cohort,
+)
+
+__all__ = [
+    "OUTCOME_COLUMN",
+    "TRUE_RISK_COLUMN",
+    "CohortValidationError",
+    "FieldSpec",
+    "PatientRecord",
+    "RowError",
+    "cohort_schema",
+    "feature_description",
+    "field_specs",
+    "frame_to_features",
+    "model_features",
+    "records_to_features",
+    "validate_cohort",
+]

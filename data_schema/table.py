@@ -1,0 +1,271 @@
+"""Validate a whole cohort table against the patient record, reporting every bad row.
+
+The pandera schema is generated from :func:`data_schema.fields.field_specs`, so a table
+and a single :class:`~data_schema.patient.PatientRecord` obey the same ranges, types and
+categories. Validation is lazy: it collects every failure (row number, column, reason,
+offending value) instead of stopping at the first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from data_schema.fields import FieldSpec, field_specs
+
+#: 1 if new-onset lupus nephritis occurred within 24 months of the record, else 0.
+OUTCOME_COLUMN = "ln_within_2y"
+#: The data-generating process's true 2-year risk (synthetic cohorts only).
+TRUE_RISK_COLUMN = "true_risk_2y"
+#: Extra columns the synthetic generator may add (ground-truth annotations).
+SYNTHETIC_PREFIX = "dgp_"
+
+_DTYPES = {
+    "float": "float64",
+    "int": "Int64",
+    "bool": "boolean",
+    "date": "datetime64[ns]",
+    "category": "string",
+    "text": "string",
+}
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One failed check: which row (0-based position), which column, why."""
+
+    row: int | None
+    column: str | None
+    reason: str
+    value: object = None
+
+    def __str__(self) -> str:
+        where = f"row {self.row}" if self.row is not None else "table"
+        col = f", column {self.column!r}" if self.column else ""
+        val = "" if self.value is None else f" (value: {self.value!r})"
+        return f"{where}{col}: {self.reason}{val}"
+
+
+class CohortValidationError(ValueError):
+    """Raised with every problem found in a cohort table."""
+
+    def __init__(self, errors: list[RowError]) -> None:
+        self.errors = errors
+        rows = sorted({e.row for e in errors if e.row is not None})
+        head = "\n".join(f"  - {e}" for e in errors[:50])
+        more = f"\n  ... and {len(errors) - 50} more" if len(errors) > 50 else ""
+        super().__init__(
+            f"cohort table failed validation: {len(errors)} problem(s) in "
+            f"{len(rows)} row(s)\n{head}{more}"
+        )
+
+    @property
+    def bad_rows(self) -> list[int]:
+        return sorted({e.row for e in self.errors if e.row is not None})
+
+
+def _column(spec: FieldSpec, *, required: bool) -> pa.Column:
+    checks: list[pa.Check] = []
+    if spec.ge is not None:
+        checks.append(pa.Check.ge(spec.ge, error=f"must be ≥ {spec.ge:g} {spec.unit}"))
+    if spec.le is not None:
+        checks.append(pa.Check.le(spec.le, error=f"must be ≤ {spec.le:g} {spec.unit}"))
+    if spec.categories:
+        checks.append(
+            pa.Check.isin(spec.categories, error=f"must be one of {spec.categories}")
+        )
+    return pa.Column(
+        _DTYPES[spec.kind],
+        checks=checks,
+        nullable=not required,
+        required=required,
+        description=spec.description,
+        title=spec.unit,
+    )
+
+
+def _duration_within_age(df: pd.DataFrame) -> pd.Series:
+    if "age_years" not in df or "disease_duration_years" not in df:
+        return pd.Series(True, index=df.index)
+    bad = df["disease_duration_years"] > df["age_years"]
+    return ~bad.fillna(False).astype(bool)
+
+
+def cohort_schema() -> pa.DataFrameSchema:
+    """The pandera schema of a cohort table (one row per patient)."""
+    columns: dict[str, pa.Column] = {}
+    for name, spec in field_specs().items():
+        # A cohort needs an id per patient (splits are by patient) and the sex; every
+        # other column may be absent, which means "not recorded for anyone".
+        required = spec.required or name == "patient_id"
+        columns[name] = _column(spec, required=required)
+    columns[OUTCOME_COLUMN] = pa.Column(
+        "Int64", pa.Check.isin([0, 1]), nullable=False, required=False
+    )
+    columns[TRUE_RISK_COLUMN] = pa.Column(
+        "float64",
+        pa.Check.in_range(0.0, 1.0),
+        nullable=False,
+        required=False,
+    )
+    columns[f"{SYNTHETIC_PREFIX}.*"] = pa.Column(regex=True, required=False)
+    return pa.DataFrameSchema(
+        columns,
+        checks=[
+            pa.Check(
+                _duration_within_age,
+                error="disease_duration_years must not exceed age_years",
+            )
+        ],
+        unique=["patient_id"],
+        strict=True,
+        name="cohort",
+    )
+
+
+def _position(df: pd.DataFrame, index_value: object) -> int | None:
+    if index_value is None or pd.isna(index_value):
+        return None
+    try:
+        pos = df.index.get_loc(index_value)
+    except KeyError:
+        return None
+    return int(pos) if isinstance(pos, int) else None
+
+
+def _coerce_column(
+    values: pd.Series, spec_kind: str
+) -> tuple[pd.Series, pd.Series, str]:
+    """Coerce one column to its schema dtype, cell by cell.
+
+    Returns the coerced column (bad cells set to missing), a boolean mask of the cells
+    that could not be coerced, and the reason to report for them.
+    """
+    present = values.notna()
+    if spec_kind in ("float", "int"):
+        is_bool = values.map(lambda v: isinstance(v, bool | np.bool_))
+        numbers = pd.to_numeric(values.where(~is_bool), errors="coerce")
+        bad = present & (numbers.isna() | is_bool)
+        if spec_kind == "int":
+            fractional = numbers.notna() & (numbers != numbers.round())
+            bad |= fractional
+            numbers = numbers.where(~fractional)
+            return numbers.astype("Int64"), bad, "wrong type: expected a whole number"
+        return numbers.astype("float64"), bad, "wrong type: expected a number"
+    if spec_kind == "bool":
+        if pd.api.types.is_bool_dtype(values):
+            return values.astype("boolean"), pd.Series(False, index=values.index), ""
+
+        def to_bool(v: object) -> object:
+            if isinstance(v, bool | np.bool_):
+                return bool(v)
+            if isinstance(v, int | float | np.integer | np.floating) and v in (0, 1):
+                return bool(v)
+            return pd.NA
+
+        flags = values.map(to_bool, na_action="ignore")
+        bad = present & flags.isna()
+        return flags.astype("boolean"), bad, "wrong type: expected true/false (or 1/0)"
+    if spec_kind == "date":
+        parsed = pd.to_datetime(values, errors="coerce", format="mixed")
+        bad = present & parsed.isna()
+        return parsed.astype("datetime64[ns]"), bad, "wrong type: expected a date"
+    # category / text
+    is_str = values.map(lambda v: isinstance(v, str), na_action="ignore")
+    bad = present & ~is_str.fillna(False).astype(bool)
+    return values.where(~bad).astype("string"), bad, "wrong type: expected text"
+
+
+def _coerce(df: pd.DataFrame) -> tuple[pd.DataFrame, list[RowError]]:
+    specs = field_specs()
+    kinds = {name: spec.kind for name, spec in specs.items()}
+    kinds[OUTCOME_COLUMN] = "int"
+    kinds[TRUE_RISK_COLUMN] = "float"
+    out = df.copy()
+    errors: list[RowError] = []
+    for column in df.columns:
+        kind = kinds.get(column)
+        if kind is None:
+            continue
+        coerced, bad, reason = _coerce_column(df[column], kind)
+        for pos in np.flatnonzero(bad.to_numpy()):
+            errors.append(RowError(int(pos), column, reason, _plain(df[column].iat[pos])))
+        out[column] = coerced
+    return out, errors
+
+
+def validate_cohort(df: pd.DataFrame) -> pd.DataFrame:
+    """Validate and coerce a cohort table.
+
+    Args:
+        df: one row per patient, columns named as the fields of ``PatientRecord`` plus
+            optionally ``ln_within_2y``, ``true_risk_2y`` and ``dgp_*`` annotations.
+
+    Returns:
+        The table with every column coerced to its schema dtype, index reset to 0..n-1.
+
+    Raises:
+        CohortValidationError: listing every failure found (row, column, reason).
+    """
+    df = df.reset_index(drop=True)
+    df, errors = _coerce(df)
+    try:
+        validated = cohort_schema().validate(df, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        row_level_seen: set[tuple[object, str]] = set()
+        for case in exc.failure_cases.itertuples(index=False):
+            check = str(case.check)
+            if case.schema_context == "DataFrameSchema" and case.index is not None:
+                # A row-wise table check reports every column of the row: keep one.
+                if (case.index, check) in row_level_seen:
+                    continue
+                row_level_seen.add((case.index, check))
+                if "uniqueness" in check:
+                    pos = _position(df, case.index)
+                    value = None if pos is None else df["patient_id"].iat[pos]
+                    errors.append(
+                        RowError(pos, "patient_id", "duplicate patient_id", value)
+                    )
+                else:
+                    errors.append(RowError(_position(df, case.index), None, check))
+                continue
+            column = case.column if isinstance(case.column, str) else None
+            value = case.failure_case
+            reason = check
+            if check == "column_in_schema":
+                column, value, reason = str(value), None, "unknown column"
+            elif check == "column_in_dataframe":
+                column, value, reason = str(value), None, "required column missing"
+            elif check.startswith(("coerce_dtype", "dtype(")):
+                continue  # already reported cell by cell by _coerce
+            elif check == "not_nullable":
+                reason, value = "missing value in a required column", None
+            errors.append(
+                RowError(_position(df, case.index), column, reason, _plain(value))
+            )
+    if errors:
+        # Cells that failed coercion are missing now; a required column may report
+        # them again as "missing value": keep only the type error.
+        seen = {(e.row, e.column) for e in errors if e.reason.startswith("wrong type")}
+        errors = [
+            e
+            for e in errors
+            if e.reason.startswith("wrong type") or (e.row, e.column) not in seen
+        ]
+        errors.sort(key=lambda e: (e.row is None, e.row or 0, e.column or ""))
+        raise CohortValidationError(errors)
+    return validated
+
+
+def _plain(value: object) -> object:
+    if value is None:
+        return None
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return value.item() if hasattr(value, "item") else value
