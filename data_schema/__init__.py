@@ -3,7 +3,11 @@
 ``data_schema`` imports none of the other packages of this project.
 """
 
-from data_schema.features import frame_to_features, records_to_features
+from data_schema.features import (
+    frame_to_features,
+    frame_to_records,
+    records_to_features,
+)
 from data_schema.fields import FieldSpec, feature_description, field_specs, model_features
 from data_schema.patient import PatientRecord
 from data_schema.table import (
@@ -26,6 +30,7 @@ __all__ = [
     "feature_description",
     "field_specs",
     "frame_to_features",
+    "frame_to_records",
     "model_features",
     "records_to_features",
     "validate_cohort",

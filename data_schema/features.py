@@ -79,3 +79,30 @@ def records_to_features(
             if value is not None:
                 row[j] = float(value)
     return out
+
+
+def _plain(value: object) -> object:
+    """pandas/numpy scalar → plain Python value; missing → None."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float | np.floating) and np.isnan(value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.date()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def frame_to_records(df: pd.DataFrame) -> list[PatientRecord]:
+    """One validated :class:`PatientRecord` per row of a cohort table.
+
+    Columns that are not record fields (outcome, true risk, ``dgp_*``) are dropped.
+    """
+    fields = [c for c in df.columns if c in PatientRecord.model_fields]
+    return [
+        PatientRecord.model_validate(
+            {k: v for k, v in zip(fields, map(_plain, row), strict=True) if v is not None}
+        )
+        for row in df[fields].itertuples(index=False, name=None)
+    ]

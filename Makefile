@@ -1,0 +1,61 @@
+# lnrisk — run `make help` for the targets.
+# Research screening support for NCT05585671; not a diagnostic device.
+
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 3000
+UI_PORT ?= 5000
+
+# Embedded defaults: local stores under .lnrisk/. Override any of them for a team
+# server (e.g. MLFLOW_TRACKING_URI=http://mlflow.internal:5000).
+export LNRISK_HOME ?= $(CURDIR)/.lnrisk
+export BENTOML_HOME ?= $(LNRISK_HOME)/bentoml
+export BENTOML_DO_NOT_TRACK ?= True
+export MLFLOW_DISABLE_TELEMETRY ?= true
+export DO_NOT_TRACK ?= true
+
+.DEFAULT_GOAL := help
+
+help: ## Show this help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
+	  awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed ## Create .venv and install pinned dependencies
+
+serve: setup ## Train on the synthetic cohort if no champion exists, import it, serve on $(HOST):$(PORT)
+	$(BIN)/lnrisk train --if-no-champion
+	$(BIN)/lnrisk import-model
+	$(BIN)/bentoml serve serving.service:LNRiskService --host $(HOST) --port $(PORT)
+
+test: setup ## Run the whole test suite (unit, HTTP contract, real bentoml serve)
+	$(BIN)/pytest
+
+ui: setup ## Open the MLflow UI on the same store (http://$(HOST):$(UI_PORT))
+	$(BIN)/mlflow ui --backend-store-uri "$(or $(MLFLOW_TRACKING_URI),sqlite:///$(LNRISK_HOME)/mlflow.db)" --host $(HOST) --port $(UI_PORT)
+
+train: setup ## Train a new model version (registers champion only if none exists)
+	$(BIN)/lnrisk train
+
+lint: setup ## ruff check and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+build: setup ## Build a Bento (needs an imported model: make serve or lnrisk import-model)
+	$(BIN)/bentoml build .
+
+bench: setup ## Run the benchmarks
+	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean: ## Remove the local stores (.lnrisk) — keeps .venv
+	rm -rf $(LNRISK_HOME)
+
+.PHONY: help setup serve test ui train lint build bench clean

@@ -1,0 +1,15 @@
+"""The served model format: an XGBoost booster plus plain calibration parameters.
+
+No pickle anywhere: the booster is stored in XGBoost's native UBJSON format and the
+calibration and feature list in JSON. Training writes it, MLflow stores it, the import
+step copies it into the BentoML model store, and the service reads it.
+"""
+
+from riskmodel.model import (
+    FORMAT_VERSION,
+    Calibration,
+    LNRiskModel,
+    ModelFormatError,
+)
+
+__all__ = ["FORMAT_VERSION", "Calibration", "LNRiskModel", "ModelFormatError"]

@@ -1,0 +1,116 @@
+"""Hand a registered MLflow model to the BentoML model store.
+
+This is one of the two places that touch MLflow (the other is training's tracking
+module). It copies the pickle-free model files (``model.json`` + ``booster.ubj``) of
+``models:/<name>@<alias>`` into a new BentoML model and records where it came from: the
+MLflow model name, version and alias, the run id and the training data digest. The
+service then depends on ``BENTOML_HOME`` only, not on the tracking server.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import bentoml
+import mlflow
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from riskmodel import LNRiskModel
+from riskmodel.mlflow_pyfunc import ARTIFACT_KEY
+
+BENTO_MODEL_NAME = "ln-risk"
+
+
+class ModelImportError(RuntimeError):
+    """The registered model could not be found or is not in the expected format."""
+
+
+@dataclass(frozen=True)
+class ImportedModel:
+    tag: str
+    mlflow_name: str
+    mlflow_version: str
+    run_id: str
+    data_digest: str
+    reused: bool
+
+
+def _existing(mlflow_name: str, version: str, run_id: str) -> bentoml.Model | None:
+    for model in bentoml.models.list(BENTO_MODEL_NAME):
+        info = model.info
+        if (
+            info.labels.get("mlflow_model") == mlflow_name
+            and info.labels.get("mlflow_version") == version
+            and info.metadata.get("mlflow_run_id") == run_id
+        ):
+            return model
+    return None
+
+
+def import_registered_model(
+    mlflow_name: str = "ln-risk", alias: str = "champion", *, force: bool = False
+) -> ImportedModel:
+    """Copy ``models:/<mlflow_name>@<alias>`` into the BentoML store as ``ln-risk``.
+
+    The MLflow tracking/registry URI must already be configured by the caller.
+    Importing the same MLflow version twice reuses the existing BentoML model unless
+    ``force`` is set.
+
+    Raises:
+        ModelImportError: no version has that alias, or its files are not a saved
+            :class:`riskmodel.LNRiskModel`.
+    """
+    client = MlflowClient()
+    try:
+        version = client.get_model_version_by_alias(mlflow_name, alias)
+    except MlflowException as exc:
+        raise ModelImportError(
+            f"no model version registered as {mlflow_name}@{alias} in "
+            f"{mlflow.get_registry_uri()} — train one first (lnrisk train)"
+        ) from exc
+    run = client.get_run(version.run_id)
+    digest = run.data.tags.get("data_digest", "unknown")
+    if not force and (found := _existing(mlflow_name, version.version, run.info.run_id)):
+        return ImportedModel(
+            str(found.tag), mlflow_name, version.version, run.info.run_id, digest, True
+        )
+
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/{mlflow_name}/{version.version}"))
+    candidates = list(local.rglob(f"{ARTIFACT_KEY}/model.json"))
+    if not candidates:
+        raise ModelImportError(
+            f"{mlflow_name} version {version.version} has no {ARTIFACT_KEY}/model.json "
+            "artifact; it was not logged by this project's training pipeline"
+        )
+    source_dir = candidates[0].parent
+    loaded = LNRiskModel.load(source_dir)  # fail here, not at serve time
+    metadata = {
+        "mlflow_model": mlflow_name,
+        "mlflow_version": version.version,
+        "mlflow_alias": alias,
+        "mlflow_run_id": run.info.run_id,
+        "mlflow_model_uri": f"models:/{mlflow_name}/{version.version}",
+        "data_digest": digest,
+        "config_hash": run.data.tags.get("config_hash", "unknown"),
+        "git_commit": run.data.tags.get("git_commit", "unknown"),
+        "calibration": loaded.calibration.method,
+        "gate_threshold": loaded.gate_threshold,
+        "test_metrics": {k: float(v) for k, v in run.data.metrics.items()},
+    }
+    labels = {
+        "mlflow_model": mlflow_name,
+        "mlflow_version": version.version,
+        "alias": alias,
+        "format": "xgboost-ubj+json",
+    }
+    with bentoml.models.create(
+        BENTO_MODEL_NAME, labels=labels, metadata=metadata, module="riskmodel"
+    ) as bento_model:
+        for item in source_dir.iterdir():
+            shutil.copy2(item, Path(bento_model.path) / item.name)
+    return ImportedModel(
+        str(bento_model.tag), mlflow_name, version.version, run.info.run_id, digest, False
+    )

@@ -1,0 +1,33 @@
+"""Request and response envelopes of the service; patient fields come from data_schema."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DISCLAIMER = (
+    "Research screening support for trial NCT05585671. Not a diagnostic device: "
+    "a clinician decides eligibility."
+)
+
+
+class RiskPrediction(BaseModel):
+    """The model's 2-year risk for one patient and the trial's risk gate."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    patient_id: str | None = Field(
+        description="The patient_id sent in the request (null if none was sent)."
+    )
+    risk_2y: float = Field(
+        ge=0,
+        le=1,
+        description="Calibrated probability of new-onset lupus nephritis within 24 "
+        "months (0-1).",
+    )
+    passes_gate: bool = Field(
+        description="True when risk_2y is above the gate threshold (the trial admits "
+        "risk > 50 %)."
+    )
+    gate_threshold: float = Field(description="The gate: risk must exceed this.")
+    model_name: str = Field(description="Registered model name.")
+    model_version: str = Field(description="Registered model version served.")

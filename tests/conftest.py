@@ -1,0 +1,66 @@
+"""Shared fixtures: real, temporary MLflow and BentoML stores for the whole session.
+
+The environment is set here, at conftest import, because BentoML reads BENTOML_HOME
+when it is first imported and every test module imports it after this file.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_STORE = Path(tempfile.mkdtemp(prefix="lnrisk-test-"))
+os.environ["LNRISK_HOME"] = str(_STORE)
+os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{_STORE / 'mlflow.db'}"
+os.environ.pop("MLFLOW_REGISTRY_URI", None)
+os.environ["BENTOML_HOME"] = str(_STORE / "bentoml")
+os.environ["BENTOML_DO_NOT_TRACK"] = "True"
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+os.environ["DO_NOT_TRACK"] = "true"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_STORE, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def store_dir() -> Path:
+    """The session's temporary store folder (MLflow DB, artifacts, BentoML home)."""
+    return _STORE
+
+
+@pytest.fixture(scope="session")
+def small_config():  # -> TrainingConfig
+    """A fast training profile: small synthetic cohort, fewer trees and folds."""
+    from training.config import load_config
+
+    return load_config().model_copy(
+        update={
+            "cohort": load_config().cohort.model_copy(update={"n": 4000, "seed": 11}),
+            "model": load_config().model.model_copy(update={"n_estimators": 120}),
+            "calibration": load_config().calibration.model_copy(update={"cv_folds": 3}),
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def trained(small_config):  # -> TrainingResult
+    """One real training run logged and registered in the session's MLflow store."""
+    from training.pipeline import train
+
+    return train(small_config, show_progress=False)
+
+
+@pytest.fixture(scope="session")
+def imported(trained) -> Iterator[object]:
+    """The champion copied into the session's BentoML store."""
+    from serving.import_model import import_registered_model
+    from training import tracking
+
+    tracking.configure()
+    yield import_registered_model("ln-risk", "champion")

@@ -1,0 +1,90 @@
+"""HTTP contract through the service's ASGI app (in process, real BentoML)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from starlette.testclient import TestClient
+
+from data_schema import PatientRecord, model_features, records_to_features
+from riskmodel import LNRiskModel
+
+pytestmark = pytest.mark.slow
+
+PATIENT = {
+    "patient_id": "P-17",
+    "sex": "male",
+    "age_years": 24.0,
+    "disease_duration_years": 0.5,
+    "anti_dsdna_iu_ml": 800.0,
+    "c3_g_l": 0.45,
+    "c4_g_l": 0.05,
+    "anti_c1q_positive": True,
+    "urine_protein_g_24h": 0.4,
+    "hydroxychloroquine_current": False,
+}
+
+
+@pytest.fixture(scope="module")
+def client(imported) -> Iterator[TestClient]:
+    from serving.service import LNRiskService
+
+    with TestClient(LNRiskService.to_asgi()) as c:
+        yield c
+
+
+def test_ready_and_docs(client: TestClient) -> None:
+    assert client.get("/readyz").status_code == 200
+    spec = client.get("/docs.json").json()
+    assert "/predict_risk" in spec["paths"]
+    assert "not a diagnostic device" in spec["info"]["description"].lower()
+
+
+def test_predict_risk_one_and_many(client: TestClient, imported) -> None:
+    import bentoml
+
+    resp = client.post("/predict_risk", json={"patients": [PATIENT, {"sex": "female"}]})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert [b["patient_id"] for b in body] == ["P-17", None]
+    model = LNRiskModel.load(
+        Path(bentoml.models.get(imported.tag).path), expected_features=model_features()
+    )
+    expected = model.predict_proba(
+        records_to_features([PatientRecord(**PATIENT), PatientRecord(sex="female")])
+    )
+    np.testing.assert_allclose([b["risk_2y"] for b in body], expected, rtol=1e-6)
+    for b in body:
+        assert b["passes_gate"] == (b["risk_2y"] > 0.5)
+        assert b["model_name"] == "ln-risk"
+        assert b["model_version"] == imported.mlflow_version
+
+
+@pytest.mark.parametrize(
+    ("patch", "field"),
+    [
+        ({"c3_g_l": 12.0}, "c3_g_l"),
+        ({"c3_g_l": "low"}, "c3_g_l"),
+        ({"hypertension": "yes"}, "hypertension"),
+        ({"blood_type": "A"}, "blood_type"),
+        ({"sex": None}, "sex"),
+    ],
+)
+def test_bad_input_is_4xx_naming_the_field(
+    client: TestClient, patch: dict, field: str
+) -> None:
+    resp = client.post("/predict_risk", json={"patients": [{**PATIENT, **patch}]})
+    assert 400 <= resp.status_code < 500
+    assert field in resp.text
+
+
+def test_empty_or_malformed_body_is_4xx(client: TestClient) -> None:
+    assert client.post("/predict_risk", json={"patients": []}).status_code == 400
+    assert client.post("/predict_risk", json={}).status_code == 400
+    resp = client.post(
+        "/predict_risk", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert 400 <= resp.status_code < 500

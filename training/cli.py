@@ -1,0 +1,177 @@
+"""``lnrisk``: one subcommand per user job, thin over plain functions.
+
+Research screening support for NCT05585671 — not a diagnostic device.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    help="2-year lupus nephritis risk: synthetic cohorts, training, model hand-off. "
+    "Research screening support, not a diagnostic device.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+
+HEADLINE = (
+    "auroc",
+    "auroc_ci_low",
+    "auroc_ci_high",
+    "brier",
+    "citl",
+    "cal_intercept",
+    "cal_slope",
+    "ici",
+    "sens_at_gate",
+    "spec_at_gate",
+    "ppv_at_gate",
+    "npv_at_gate",
+    "n_above_gate",
+)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+@app.command()
+def cohort(
+    out: Annotated[Path, typer.Option(help="Output file (.parquet or .csv).")],
+    n: Annotated[int, typer.Option(min=1, help="Number of patients.")] = 20_000,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed.")] = 0,
+    incidence: Annotated[
+        float, typer.Option(min=0.01, max=0.5, help="Target 2-year LN incidence.")
+    ] = 0.10,
+    shift: Annotated[
+        str,
+        typer.Option(help="Population: 'none' or an external-validation shift."),
+    ] = "none",
+) -> None:
+    """Generate a synthetic cohort from the data-generating process of clinical.md §8."""
+    from training.synthetic import SHIFTS, generate_cohort
+
+    if shift not in SHIFTS:
+        _fail(f"unknown shift {shift!r}; choose one of {sorted(SHIFTS)}")
+    if out.suffix.lower() not in {".parquet", ".csv"}:
+        _fail("--out must end in .parquet or .csv")
+    df = generate_cohort(n=n, seed=seed, incidence=incidence, shift=shift)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".csv":
+        df.to_csv(out, index=False)
+    else:
+        df.to_parquet(out, index=False)
+    events = int(df["ln_within_2y"].sum())
+    console.print(
+        f"wrote {len(df):,} patients to {out} ({events:,} events, "
+        f"{events / len(df):.1%}; mean true risk {df['true_risk_2y'].mean():.1%})"
+    )
+
+
+@app.command()
+def train(
+    cohort: Annotated[
+        Path | None,
+        typer.Option(help="Cohort file (.parquet/.csv). Default: synthetic cohort."),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="YAML training profile (default profile).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the config's seed.")] = None,
+    if_no_champion: Annotated[
+        bool,
+        typer.Option(
+            "--if-no-champion", help="Do nothing when a champion is already registered."
+        ),
+    ] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Fit, evaluate and log the calibrated XGBoost model; register it in MLflow."""
+    from pydantic import ValidationError
+
+    from data_schema import CohortValidationError
+    from training import tracking
+    from training.config import load_config
+    from training.pipeline import train as run_training
+
+    try:
+        cfg = load_config(config, seed=seed)
+    except ValidationError as exc:
+        _fail(f"invalid training config:\n{exc}")
+    uri = tracking.configure()
+    if if_no_champion:
+        current = tracking.champion_version(
+            cfg.tracking.registered_model, cfg.tracking.champion_alias
+        )
+        if current is not None:
+            console.print(
+                f"champion exists: {cfg.tracking.registered_model} version "
+                f"{current.version} ({uri}); not training"
+            )
+            return
+    try:
+        result = run_training(cfg, cohort, show_progress=progress)
+    except CohortValidationError as exc:
+        _fail(str(exc))
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    table = Table(title=f"held-out test set — run {result.run_id[:8]}")
+    table.add_column("metric")
+    table.add_column("model", justify="right")
+    if result.oracle_metrics:
+        table.add_column("true risk (oracle)", justify="right")
+    for key in HEADLINE:
+        row = [key, f"{result.metrics[key]:.4g}"]
+        if result.oracle_metrics:
+            row.append(f"{result.oracle_metrics[key]:.4g}")
+        table.add_row(*row)
+    console.print(table)
+    alias = cfg.tracking.champion_alias
+    console.print(
+        f"registered {cfg.tracking.registered_model} version {result.model_version}"
+        + (f" as @{alias}" if result.champion_alias_set else f" (kept existing @{alias})")
+        + f" in {time_fmt(result.seconds)} — store: {uri}"
+    )
+    print(json.dumps({"run_id": result.run_id, "model_version": result.model_version}))
+
+
+def time_fmt(seconds: float) -> str:
+    return f"{seconds:.1f} s"
+
+
+@app.command("import-model")
+def import_model(
+    name: Annotated[str, typer.Option(help="Registered MLflow model name.")] = "ln-risk",
+    alias: Annotated[str, typer.Option(help="Alias to import.")] = "champion",
+    force: Annotated[
+        bool, typer.Option(help="Import again even if this version was imported.")
+    ] = False,
+) -> None:
+    """Copy models:/NAME@ALIAS into the BentoML model store for serving."""
+    from serving.import_model import ModelImportError, import_registered_model
+    from training import tracking
+
+    tracking.configure()
+    try:
+        imported = import_registered_model(name, alias, force=force)
+    except ModelImportError as exc:
+        _fail(str(exc))
+    verb = "already imported as" if imported.reused else "imported as"
+    console.print(
+        f"{name} version {imported.mlflow_version} (run {imported.run_id[:8]}, data "
+        f"{imported.data_digest}) {verb} BentoML model {imported.tag}"
+    )
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    sys.exit(app())

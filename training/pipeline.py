@@ -1,0 +1,240 @@
+"""The training pipeline: cohort → validation → split → fit → evaluate → MLflow.
+
+Plain functions that the CLI (``lnrisk train``) and the tests call directly.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from sklearn.model_selection import train_test_split
+
+from data_schema import (
+    OUTCOME_COLUMN,
+    TRUE_RISK_COLUMN,
+    field_specs,
+    frame_to_features,
+    validate_cohort,
+)
+from training import tracking
+from training.config import CohortSettings, TrainingConfig
+from training.metrics import classification_report
+from training.model import fit_calibrated_booster
+from training.synthetic import generate_cohort
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """What a training run produced."""
+
+    run_id: str
+    model_uri: str
+    model_version: str
+    champion_alias_set: bool
+    metrics: dict[str, float]
+    data_digest: str
+    seconds: float
+    oracle_metrics: dict[str, float] = field(default_factory=dict)
+
+
+def read_cohort(path: str | Path) -> pd.DataFrame:
+    """Read a cohort table from Parquet or CSV (by extension)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"cohort file not found: {path}")
+    if path.suffix.lower() in {".parquet", ".pq"}:
+        return pd.read_parquet(path)
+    if path.suffix.lower() == ".csv":
+        return pd.read_csv(path)
+    raise ValueError(f"unsupported cohort file type {path.suffix!r} (parquet or csv)")
+
+
+def load_cohort(
+    path: str | Path | None, settings: CohortSettings
+) -> tuple[pd.DataFrame, str]:
+    """The cohort table and a description of its source.
+
+    With no path, generates the synthetic cohort described by ``settings``.
+    """
+    if path is not None:
+        return read_cohort(path), str(Path(path).resolve())
+    df = generate_cohort(
+        n=settings.n,
+        seed=settings.seed,
+        incidence=settings.incidence,
+        shift=settings.shift,
+    )
+    source = (
+        f"synthetic://clinical.md-s8?n={settings.n}&seed={settings.seed}"
+        f"&incidence={settings.incidence}&shift={settings.shift}"
+    )
+    return df, source
+
+
+def split_by_patient(
+    df: pd.DataFrame, test_fraction: float, seed: int, stratify: bool = True
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Development and held-out test sets; each patient lands in exactly one."""
+    ids = df["patient_id"].to_numpy()
+    per_patient = df.groupby("patient_id", sort=False)[OUTCOME_COLUMN].max()
+    dev_ids, test_ids = train_test_split(
+        per_patient.index.to_numpy(),
+        test_size=test_fraction,
+        random_state=seed,
+        stratify=per_patient.to_numpy() if stratify else None,
+    )
+    test_mask = np.isin(ids, test_ids)
+    assert not np.isin(dev_ids, test_ids).any()
+    return (
+        df.loc[~test_mask].reset_index(drop=True),
+        df.loc[test_mask].reset_index(drop=True),
+    )
+
+
+def synthetic_input_example(n: int = 3, seed: int = 20261125) -> pd.DataFrame:
+    """A few synthetic patients (never real data) as the logged input example."""
+    specs = field_specs()
+    cols = [name for name, s in specs.items() if s.role == "predictor"]
+    example = generate_cohort(n=200, seed=seed).head(n)[cols]
+    return tracking._mlflow_friendly(example)
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Progress]:
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        disable=not enabled,
+        transient=False,
+    )
+    with progress:
+        yield progress
+
+
+def train(
+    config: TrainingConfig,
+    cohort_path: str | Path | None = None,
+    *,
+    show_progress: bool = True,
+) -> TrainingResult:
+    """Fit, evaluate and log one model; register it and set the champion alias if none.
+
+    Args:
+        config: validated training settings.
+        cohort_path: a Parquet/CSV cohort in the ``PatientRecord`` schema with an
+            ``ln_within_2y`` outcome column; ``None`` generates the synthetic cohort.
+        show_progress: draw a progress bar on the terminal.
+
+    Raises:
+        data_schema.CohortValidationError: listing every bad row of the cohort.
+        ValueError: the cohort has no outcome column.
+    """
+    started = time.perf_counter()
+    tracking.configure()
+    experiment_id = tracking.ensure_experiment(config.tracking.experiment)
+    folds = config.calibration.cv_folds
+    with _progress(show_progress) as progress:
+        task = progress.add_task("loading cohort", total=folds + 5)
+
+        def step(description: str) -> None:
+            progress.update(task, advance=1, description=description)
+
+        raw, source = load_cohort(cohort_path, config.cohort)
+        cohort = validate_cohort(raw)
+        if OUTCOME_COLUMN not in cohort:
+            raise ValueError(
+                f"the cohort has no {OUTCOME_COLUMN!r} column: training needs the "
+                "observed 2-year outcome (1 = new-onset LN within 24 months)"
+            )
+        step(f"validated {len(cohort):,} patients")
+        dev, test = split_by_patient(
+            cohort, config.split.test_fraction, config.seed, config.split.stratify
+        )
+        X_dev, y_dev = frame_to_features(dev), dev[OUTCOME_COLUMN].to_numpy(int)
+        X_test, y_test = frame_to_features(test), test[OUTCOME_COLUMN].to_numpy(int)
+        step(f"split {len(dev):,} development / {len(test):,} test")
+
+        model, _ = fit_calibrated_booster(
+            X_dev,
+            y_dev,
+            config.model,
+            config.calibration,
+            seed=config.seed,
+            gate_threshold=config.gate_threshold,
+            progress=step,
+        )
+        p_test = model.predict_proba(X_test)
+        metrics = classification_report(y_test, p_test, config.gate_threshold)
+        oracle: dict[str, float] = {}
+        if TRUE_RISK_COLUMN in test:
+            oracle = classification_report(
+                y_test, test[TRUE_RISK_COLUMN].to_numpy(float), config.gate_threshold
+            )
+        step("evaluated on held-out patients")
+
+        with mlflow.start_run(
+            experiment_id=experiment_id,
+            run_name=f"xgboost-{config.calibration.method}-{config.config_hash()}",
+        ) as run:
+            digest = tracking.log_dataset(
+                cohort, name="cohort", source=source, context="training"
+            )
+            tracking.log_dataset(test, name="test", source=source, context="evaluation")
+            tracking.log_tags(
+                {
+                    "model_family": config.model.family,
+                    "git_commit": tracking.git_commit(),
+                    "config_hash": config.config_hash(),
+                    "data_digest": digest,
+                    "data_source": source,
+                    "gate_threshold": config.gate_threshold,
+                    "cohort_definition": "PatientRecord v1; LN-free SLE adults",
+                }
+            )
+            mlflow.log_params(config.flat_params())
+            mlflow.log_params(
+                {"n_development": len(dev), "n_test": len(test), "cohort_rows": len(cohort)}
+            )
+            mlflow.log_metrics(metrics)
+            if oracle:
+                mlflow.log_metrics({f"oracle_{k}": v for k, v in oracle.items()})
+            model.metadata.update(
+                {
+                    "run_id": run.info.run_id,
+                    "data_digest": digest,
+                    "config_hash": config.config_hash(),
+                    "git_commit": tracking.git_commit(),
+                    "test_metrics": metrics,
+                }
+            )
+            with tempfile.TemporaryDirectory() as tmp:
+                model_dir = model.save(Path(tmp) / "ln_risk_model")
+                logged = tracking.log_model_and_register(
+                    model,
+                    model_dir,
+                    synthetic_input_example(),
+                    registered_model=config.tracking.registered_model,
+                    champion_alias=config.tracking.champion_alias,
+                )
+        step("logged to MLflow")
+    return TrainingResult(
+        run_id=logged.run_id,
+        model_uri=logged.model_uri,
+        model_version=logged.version,
+        champion_alias_set=logged.alias_set,
+        metrics=metrics,
+        data_digest=digest,
+        seconds=time.perf_counter() - started,
+        oracle_metrics=oracle,
+    )

@@ -1,0 +1,210 @@
+"""Everything that talks to MLflow during training: store, runs, registry, aliases.
+
+MLflow is touched in two places in this project: here, and in the import step that
+hands a registered model to BentoML (``serving/import_model.py``).
+
+Default store: a SQLite file and an artifact folder under ``$LNRISK_HOME`` (default
+``./.lnrisk``). ``MLFLOW_TRACKING_URI`` (and ``MLFLOW_REGISTRY_URI``) point a team at its
+own server instead. Nothing is configured at import time: entry points call
+:func:`configure`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
+
+import riskmodel
+from data_schema import OUTCOME_COLUMN, field_specs, model_features
+from riskmodel import LNRiskModel
+from riskmodel.mlflow_pyfunc import ARTIFACT_KEY
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_MLFLOW_TYPES = {"float": "double", "int": "long", "bool": "boolean", "category": "string"}
+
+
+def lnrisk_home() -> Path:
+    """Folder holding the default local stores (``$LNRISK_HOME`` or ``./.lnrisk``)."""
+    return Path(os.environ.get("LNRISK_HOME", ".lnrisk")).resolve()
+
+
+def tracking_uri() -> str:
+    """``$MLFLOW_TRACKING_URI`` or the local SQLite store under :func:`lnrisk_home`."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    return f"sqlite:///{lnrisk_home() / 'mlflow.db'}"
+
+
+def _local_artifact_root(uri: str) -> str | None:
+    """For a local SQLite store, keep artifacts beside the database file.
+
+    (MLflow would otherwise put them in ``./mlruns`` of whatever folder the command
+    ran in.) Remote stores choose their own artifact root.
+    """
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return None
+    return (Path(uri[len(prefix) :]).resolve().parent / "mlartifacts").as_uri()
+
+
+def configure() -> str:
+    """Point MLflow at the configured store; returns the tracking URI."""
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///") :]).resolve().parent.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI", uri))
+    return uri
+
+
+def ensure_experiment(name: str) -> str:
+    """The experiment's id, creating it (with a local artifact root) if needed."""
+    client = MlflowClient()
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    location = _local_artifact_root(tracking_uri())
+    return client.create_experiment(name, artifact_location=location)
+
+
+def git_commit() -> str:
+    """The current git commit (with ``-dirty`` if there are local changes)."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{sha}-dirty" if dirty else sha
+
+
+def champion_version(name: str, alias: str) -> ModelVersion | None:
+    """The model version behind ``name@alias``, or None if there is none."""
+    try:
+        return MlflowClient().get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def model_signature() -> ModelSignature:
+    """Explicit pyfunc signature: one optional column per model input field.
+
+    Written by hand rather than inferred from a 3-row example, whose NaNs would make
+    some columns required and others not (feasibility.md pitfall 5).
+    """
+    specs = field_specs()
+    cols = []
+    for feature in model_features():
+        name = "sex" if feature == "male" else feature
+        kind = specs[name].kind
+        cols.append(ColSpec(_MLFLOW_TYPES[kind], name, required=(name == "sex")))
+    return ModelSignature(
+        inputs=Schema(cols), outputs=Schema([ColSpec("double", "risk_2y")])
+    )
+
+
+def _requirement(dist: str) -> str:
+    return f"{dist}=={metadata.version(dist)}"
+
+
+def serving_requirements() -> list[str]:
+    """Pinned requirements of the logged pyfunc (no slow requirement inference)."""
+    return [
+        _requirement(d)
+        for d in ("mlflow", "xgboost-cpu", "numpy", "pandas", "pandera", "pydantic")
+    ]
+
+
+@dataclass(frozen=True)
+class LoggedModel:
+    run_id: str
+    model_uri: str
+    version: str
+    alias_set: bool
+
+
+def log_model_and_register(
+    model: LNRiskModel,
+    model_dir: Path,
+    input_example: pd.DataFrame,
+    *,
+    registered_model: str,
+    champion_alias: str,
+) -> LoggedModel:
+    """Log the model (pyfunc from code, no pickle) in the active run and register it.
+
+    The alias is set only when the registered model has no version under it yet;
+    moving an existing champion is the promotion gate's job.
+    """
+    root = Path(riskmodel.__file__).resolve().parent
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=str(root / "mlflow_pyfunc.py"),
+        artifacts={ARTIFACT_KEY: str(model_dir)},
+        code_paths=[str(root), str(PROJECT_ROOT / "data_schema")],
+        signature=model_signature(),
+        input_example=input_example,
+        pip_requirements=serving_requirements(),
+        registered_model_name=registered_model,
+    )
+    version = str(info.registered_model_version)
+    alias_set = False
+    if champion_version(registered_model, champion_alias) is None:
+        MlflowClient().set_registered_model_alias(
+            registered_model, champion_alias, version
+        )
+        alias_set = True
+    return LoggedModel(mlflow.active_run().info.run_id, info.model_uri, version, alias_set)
+
+
+def log_dataset(df: pd.DataFrame, *, name: str, source: str, context: str) -> str:
+    """``mlflow.log_input`` a cohort table; returns its digest."""
+    dataset = mlflow.data.from_pandas(
+        _mlflow_friendly(df),
+        source=source,
+        targets=OUTCOME_COLUMN if OUTCOME_COLUMN in df else None,
+        name=name,
+    )
+    mlflow.log_input(dataset, context=context)
+    return dataset.digest
+
+
+def _mlflow_friendly(df: pd.DataFrame) -> pd.DataFrame:
+    """Nullable pandas dtypes → plain ones, which MLflow's schema inference reads."""
+    out = df.copy()
+    for col in out.columns:
+        dtype = out[col].dtype
+        if isinstance(dtype, pd.BooleanDtype | pd.Int64Dtype):
+            out[col] = out[col].astype("float64")
+        elif isinstance(dtype, pd.StringDtype):
+            out[col] = out[col].astype(object)
+    return out
+
+
+def log_tags(tags: dict[str, Any]) -> None:
+    mlflow.set_tags({k: str(v) for k, v in tags.items()})
