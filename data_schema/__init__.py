@@ -1,4 +1,6 @@
-"""The one definition of a patient record, imported by training, eligibility and serving.
+"""The one definition of a patient record.
+
+Imported by training, eligibility and serving.
 
 ``data_schema`` imports none of the other packages of this project.
 """
@@ -8,7 +10,12 @@ from data_schema.features import (
     frame_to_records,
     records_to_features,
 )
-from data_schema.fields import FieldSpec, feature_description, field_specs, model_features
+from data_schema.fields import (
+    FieldSpec,
+    feature_description,
+    field_specs,
+    model_features,
+)
 from data_schema.patient import PatientRecord
 from data_schema.table import (
     OUTCOME_COLUMN,

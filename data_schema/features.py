@@ -40,7 +40,9 @@ def frame_to_features(df: pd.DataFrame, *, as_of: date | None = None) -> np.ndar
     out = np.full((n, len(model_features())), np.nan, dtype=np.float32)
     for j, name in enumerate(model_features()):
         if name == "male":
-            out[:, j] = (df["sex"] == "male").to_numpy(dtype=np.float32, na_value=np.nan)
+            out[:, j] = (df["sex"] == "male").to_numpy(
+                dtype=np.float32, na_value=np.nan
+            )
             continue
         if name not in df:
             continue
@@ -102,7 +104,11 @@ def frame_to_records(df: pd.DataFrame) -> list[PatientRecord]:
     fields = [c for c in df.columns if c in PatientRecord.model_fields]
     return [
         PatientRecord.model_validate(
-            {k: v for k, v in zip(fields, map(_plain, row), strict=True) if v is not None}
+            {
+                k: v
+                for k, v in zip(fields, map(_plain, row), strict=True)
+                if v is not None
+            }
         )
         for row in df[fields].itertuples(index=False, name=None)
     ]

@@ -68,7 +68,9 @@ def field_specs() -> dict[str, FieldSpec]:
     specs: dict[str, FieldSpec] = {}
     for name, info in PatientRecord.model_fields.items():
         kind, categories = _kind(info.annotation)
-        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        extra = (
+            info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        )
         ge = le = None
         for meta in info.metadata:
             if isinstance(meta, annotated_types.Ge):

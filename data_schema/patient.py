@@ -1,4 +1,4 @@
-"""The patient record: every field the risk model and the trial criteria use, defined once.
+"""The patient record: every field the model and the trial criteria use, defined once.
 
 Each field carries its unit (in the name where a wrong unit could harm a patient, and
 always in ``json_schema_extra["unit"]``), a physiological range and a description.
@@ -11,10 +11,11 @@ Conventions
 * Values are validated strictly: ``"12"`` is not a number and ``1`` is not ``True``.
   Out-of-range, wrongly typed and unknown fields are rejected with the field's name.
 * Exposure history uses a pair of fields: ``<exposure>_ever`` (was it ever given /
-  did it ever happen) and ``<exposure>_last_date`` (the most recent date). ``ever=False``
-  is a recorded negative; ``ever=None`` is unknown.
+  did it ever happen) and ``<exposure>_last_date`` (the most recent date).
+  ``ever=False`` is a recorded negative; ``ever=None`` is unknown.
 * Concentrations use the units of Chinese and European routine labs (g/L, µmol/L,
-  10⁹/L). The trial's criteria quote mg/dL; the eligibility engine converts explicitly.
+  10⁹/L). The trial's criteria quote mg/dL; the eligibility engine converts
+  explicitly.
 """
 
 from __future__ import annotations
@@ -126,7 +127,9 @@ class PatientRecord(BaseModel):
     # --- 1997 revised ACR classification criteria (Hochberg 1997), items 1-11 --------
     acr_malar_rash: StrictBool | None = _flag("ACR 1997 item 1: malar rash.")
     acr_discoid_rash: StrictBool | None = _flag("ACR 1997 item 2: discoid rash.")
-    acr_photosensitivity: StrictBool | None = _flag("ACR 1997 item 3: photosensitivity.")
+    acr_photosensitivity: StrictBool | None = _flag(
+        "ACR 1997 item 3: photosensitivity."
+    )
     acr_oral_ulcers: StrictBool | None = _flag("ACR 1997 item 4: oral ulcers.")
     acr_arthritis: StrictBool | None = _flag(
         "ACR 1997 item 5: non-erosive arthritis of ≥ 2 peripheral joints."
@@ -199,15 +202,11 @@ class PatientRecord(BaseModel):
         "Erythrocyte sedimentation rate.", "mm/h", 0, 150
     )
     crp_mg_l: StrictFloat | None = _num("C-reactive protein.", "mg/L", 0, 500)
-    igg_g_l: StrictFloat | None = _num(
-        "Serum IgG (4.0 g/L = 400 mg/dL).", "g/L", 0, 60
-    )
+    igg_g_l: StrictFloat | None = _num("Serum IgG (4.0 g/L = 400 mg/dL).", "g/L", 0, 60)
     igg_uln_g_l: StrictFloat | None = _num(
         "Laboratory upper normal limit for IgG.", "g/L", 5, 30, CRITERION
     )
-    iga_g_l: StrictFloat | None = _num(
-        "Serum IgA (0.10 g/L = 10 mg/dL).", "g/L", 0, 20
-    )
+    iga_g_l: StrictFloat | None = _num("Serum IgA (0.10 g/L = 10 mg/dL).", "g/L", 0, 20)
     iga_uln_g_l: StrictFloat | None = _num(
         "Laboratory upper normal limit for IgA.", "g/L", 1, 10, CRITERION
     )
@@ -343,7 +342,7 @@ class PatientRecord(BaseModel):
         "(prednisone, hydroxychloroquine, immunosuppressant)."
     )
 
-    # --- medication history with last-dose dates ---------------------------------------
+    # --- medication history with last-dose dates ------------------------------------
     prednisone_over_100mg_ever: StrictBool | None = _flag(
         "Ever received prednisone > 100 mg/day.", CRITERION
     )
@@ -404,7 +403,7 @@ class PatientRecord(BaseModel):
     )
     live_vaccine_last_date: date | None = _day("Most recent live vaccine.")
 
-    # --- what only the screening visit settles ------------------------------------------
+    # --- what only the screening visit settles ---------------------------------------
     consent_signed: StrictBool | None = _flag(
         "Written informed consent signed (false = declined).", CRITERION
     )

@@ -192,7 +192,9 @@ def _coerce(df: pd.DataFrame) -> tuple[pd.DataFrame, list[RowError]]:
             continue
         coerced, bad, reason = _coerce_column(df[column], kind)
         for pos in np.flatnonzero(bad.to_numpy()):
-            errors.append(RowError(int(pos), column, reason, _plain(df[column].iat[pos])))
+            errors.append(
+                RowError(int(pos), column, reason, _plain(df[column].iat[pos]))
+            )
         out[column] = coerced
     return out, errors
 

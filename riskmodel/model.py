@@ -5,8 +5,8 @@ Layout of a saved model directory::
     model.json     manifest: format version, feature names, calibration, gate, metadata
     booster.ubj    the XGBoost booster in XGBoost's native UBJSON format
 
-Scoring is ``booster.inplace_predict`` on a float32 matrix (the booster's margin) followed
-by the calibration map. For one patient this is ~0.2 ms, where a scikit-learn
+Scoring is ``booster.inplace_predict`` on a float32 matrix (the booster's margin)
+followed by the calibration map. For one patient this is ~0.2 ms, where a scikit-learn
 ``CalibratedClassifierCV`` over three boosters costs ~6 ms (feasibility.md §3a).
 """
 

@@ -19,7 +19,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from riskmodel import LNRiskModel
-from riskmodel.mlflow_pyfunc import ARTIFACT_KEY
+from riskmodel.pyfunc import ARTIFACT_KEY
 
 BENTO_MODEL_NAME = "ln-risk"
 
@@ -38,16 +38,25 @@ class ImportedModel:
     reused: bool
 
 
-def _existing(mlflow_name: str, version: str, run_id: str) -> bentoml.Model | None:
-    for model in bentoml.models.list(BENTO_MODEL_NAME):
-        info = model.info
-        if (
-            info.labels.get("mlflow_model") == mlflow_name
-            and info.labels.get("mlflow_version") == version
-            and info.metadata.get("mlflow_run_id") == run_id
-        ):
-            return model
-    return None
+def _latest_if_same(
+    mlflow_name: str, version: str, run_id: str
+) -> bentoml.Model | None:
+    """The store's ``ln-risk:latest`` if it already holds this MLflow version.
+
+    Only the latest model counts: the service serves ``ln-risk:latest``, so after a
+    rollback to an older version that version must be imported again as the newest.
+    """
+    try:
+        latest = bentoml.models.get(f"{BENTO_MODEL_NAME}:latest")
+    except bentoml.exceptions.NotFound:
+        return None
+    info = latest.info
+    same = (
+        info.labels.get("mlflow_model") == mlflow_name
+        and info.labels.get("mlflow_version") == version
+        and info.metadata.get("mlflow_run_id") == run_id
+    )
+    return latest if same else None
 
 
 def import_registered_model(
@@ -56,7 +65,7 @@ def import_registered_model(
     """Copy ``models:/<mlflow_name>@<alias>`` into the BentoML store as ``ln-risk``.
 
     The MLflow tracking/registry URI must already be configured by the caller.
-    Importing the same MLflow version twice reuses the existing BentoML model unless
+    Importing the version that ``ln-risk:latest`` already holds is a no-op unless
     ``force`` is set.
 
     Raises:
@@ -71,38 +80,39 @@ def import_registered_model(
             f"no model version registered as {mlflow_name}@{alias} in "
             f"{mlflow.get_registry_uri()} — train one first (lnrisk train)"
         ) from exc
+    number = str(version.version)  # an int in some MLflow versions
     run = client.get_run(version.run_id)
     digest = run.data.tags.get("data_digest", "unknown")
-    if not force and (found := _existing(mlflow_name, version.version, run.info.run_id)):
+    if not force and (found := _latest_if_same(mlflow_name, number, run.info.run_id)):
         return ImportedModel(
-            str(found.tag), mlflow_name, version.version, run.info.run_id, digest, True
+            str(found.tag), mlflow_name, number, run.info.run_id, digest, True
         )
 
-    local = Path(mlflow.artifacts.download_artifacts(f"models:/{mlflow_name}/{version.version}"))
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/{mlflow_name}/{number}"))
     candidates = list(local.rglob(f"{ARTIFACT_KEY}/model.json"))
     if not candidates:
         raise ModelImportError(
-            f"{mlflow_name} version {version.version} has no {ARTIFACT_KEY}/model.json "
+            f"{mlflow_name} version {number} has no {ARTIFACT_KEY}/model.json "
             "artifact; it was not logged by this project's training pipeline"
         )
     source_dir = candidates[0].parent
     loaded = LNRiskModel.load(source_dir)  # fail here, not at serve time
     metadata = {
         "mlflow_model": mlflow_name,
-        "mlflow_version": version.version,
+        "mlflow_version": number,
         "mlflow_alias": alias,
         "mlflow_run_id": run.info.run_id,
-        "mlflow_model_uri": f"models:/{mlflow_name}/{version.version}",
+        "mlflow_model_uri": f"models:/{mlflow_name}/{number}",
         "data_digest": digest,
         "config_hash": run.data.tags.get("config_hash", "unknown"),
         "git_commit": run.data.tags.get("git_commit", "unknown"),
         "calibration": loaded.calibration.method,
-        "gate_threshold": loaded.gate_threshold,
+        "gate_threshold": str(loaded.gate_threshold),
         "test_metrics": {k: float(v) for k, v in run.data.metrics.items()},
     }
     labels = {
         "mlflow_model": mlflow_name,
-        "mlflow_version": version.version,
+        "mlflow_version": number,
         "alias": alias,
         "format": "xgboost-ubj+json",
     }
@@ -112,5 +122,5 @@ def import_registered_model(
         for item in source_dir.iterdir():
             shutil.copy2(item, Path(bento_model.path) / item.name)
     return ImportedModel(
-        str(bento_model.tag), mlflow_name, version.version, run.info.run_id, digest, False
+        str(bento_model.tag), mlflow_name, number, run.info.run_id, digest, False
     )

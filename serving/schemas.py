@@ -1,4 +1,4 @@
-"""Request and response envelopes of the service; patient fields come from data_schema."""
+"""Request and response envelopes; patient fields come from data_schema."""
 
 from __future__ import annotations
 

@@ -46,12 +46,14 @@ class LNRiskService:
 
     def __init__(self) -> None:
         self.model: LNRiskModel | None = None
-        stored = self.bento_model.stored
+        # On an instance, BentoML has already resolved the class attribute to the
+        # stored model (a bentoml.Model); a missing model fails startup right here.
+        stored = self.bento_model
         self.model = LNRiskModel.load(stored.path, expected_features=model_features())
         self.model.set_threads(1)
-        info = stored.info
-        self.model_name = str(info.metadata.get("mlflow_model", stored.tag.name))
-        self.model_version = str(info.metadata.get("mlflow_version", stored.tag.version))
+        meta = stored.info.metadata
+        self.model_name = str(meta.get("mlflow_model", stored.tag.name))
+        self.model_version = str(meta.get("mlflow_version", stored.tag.version))
 
     def __is_ready__(self) -> bool:
         return self.model is not None

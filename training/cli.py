@@ -58,7 +58,7 @@ def cohort(
         typer.Option(help="Population: 'none' or an external-validation shift."),
     ] = "none",
 ) -> None:
-    """Generate a synthetic cohort from the data-generating process of clinical.md §8."""
+    """Generate a synthetic cohort (the data-generating process of clinical.md §8)."""
     from training.synthetic import SHIFTS, generate_cohort
 
     if shift not in SHIFTS:
@@ -87,7 +87,9 @@ def train(
     config: Annotated[
         Path | None, typer.Option(help="YAML training profile (default profile).")
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="Override the config's seed.")] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Override the config's seed.")
+    ] = None,
     if_no_champion: Annotated[
         bool,
         typer.Option(
@@ -139,7 +141,11 @@ def train(
     alias = cfg.tracking.champion_alias
     console.print(
         f"registered {cfg.tracking.registered_model} version {result.model_version}"
-        + (f" as @{alias}" if result.champion_alias_set else f" (kept existing @{alias})")
+        + (
+            f" as @{alias}"
+            if result.champion_alias_set
+            else f" (kept existing @{alias})"
+        )
         + f" in {time_fmt(result.seconds)} — store: {uri}"
     )
     print(json.dumps({"run_id": result.run_id, "model_version": result.model_version}))
@@ -151,7 +157,9 @@ def time_fmt(seconds: float) -> str:
 
 @app.command("import-model")
 def import_model(
-    name: Annotated[str, typer.Option(help="Registered MLflow model name.")] = "ln-risk",
+    name: Annotated[
+        str, typer.Option(help="Registered MLflow model name.")
+    ] = "ln-risk",
     alias: Annotated[str, typer.Option(help="Alias to import.")] = "champion",
     force: Annotated[
         bool, typer.Option(help="Import again even if this version was imported.")

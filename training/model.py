@@ -53,7 +53,7 @@ def fit_calibration(
     """
     margin = np.asarray(margin, dtype=np.float64).reshape(-1, 1)
     if method == "platt":
-        lr = LogisticRegression(penalty=None, solver="lbfgs", max_iter=1000)
+        lr = LogisticRegression(C=np.inf, solver="lbfgs", max_iter=1000)  # unpenalised
         lr.fit(margin, y)
         return Calibration("platt", float(lr.intercept_[0]), float(lr.coef_[0, 0]))
     iso = IsotonicRegression(out_of_bounds="clip", y_min=1e-6, y_max=1 - 1e-6)

@@ -25,6 +25,7 @@ from data_schema import (
     frame_to_features,
     validate_cohort,
 )
+from riskmodel.pyfunc import to_pyfunc_frame
 from training import tracking
 from training.config import CohortSettings, TrainingConfig
 from training.metrics import classification_report
@@ -105,7 +106,7 @@ def synthetic_input_example(n: int = 3, seed: int = 20261125) -> pd.DataFrame:
     specs = field_specs()
     cols = [name for name, s in specs.items() if s.role == "predictor"]
     example = generate_cohort(n=200, seed=seed).head(n)[cols]
-    return tracking._mlflow_friendly(example)
+    return to_pyfunc_frame(example)
 
 
 @contextmanager
@@ -204,7 +205,11 @@ def train(
             )
             mlflow.log_params(config.flat_params())
             mlflow.log_params(
-                {"n_development": len(dev), "n_test": len(test), "cohort_rows": len(cohort)}
+                {
+                    "n_development": len(dev),
+                    "n_test": len(test),
+                    "cohort_rows": len(cohort),
+                }
             )
             mlflow.log_metrics(metrics)
             if oracle:

@@ -4,8 +4,8 @@ MLflow is touched in two places in this project: here, and in the import step th
 hands a registered model to BentoML (``serving/import_model.py``).
 
 Default store: a SQLite file and an artifact folder under ``$LNRISK_HOME`` (default
-``./.lnrisk``). ``MLFLOW_TRACKING_URI`` (and ``MLFLOW_REGISTRY_URI``) point a team at its
-own server instead. Nothing is configured at import time: entry points call
+``./.lnrisk``). ``MLFLOW_TRACKING_URI`` (and ``MLFLOW_REGISTRY_URI``) point a team at
+its own server instead. Nothing is configured at import time: entry points call
 :func:`configure`.
 """
 
@@ -21,6 +21,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 from mlflow import MlflowClient
+from mlflow.data.code_dataset_source import CodeDatasetSource
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
@@ -29,10 +30,18 @@ from mlflow.types import ColSpec, Schema
 import riskmodel
 from data_schema import OUTCOME_COLUMN, field_specs, model_features
 from riskmodel import LNRiskModel
-from riskmodel.mlflow_pyfunc import ARTIFACT_KEY
+from riskmodel.pyfunc import ARTIFACT_KEY, to_pyfunc_frame
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-_MLFLOW_TYPES = {"float": "double", "int": "long", "bool": "boolean", "category": "string"}
+# MLflow column types have no nullable boolean or integer, and missing is a real state
+# here, so flags and counts travel through the pyfunc interface as doubles
+# (1.0 / 0.0 / NaN), exactly as the model sees them.
+_MLFLOW_TYPES = {
+    "float": "double",
+    "int": "double",
+    "bool": "double",
+    "category": "string",
+}
 
 
 def lnrisk_home() -> Path:
@@ -64,7 +73,9 @@ def configure() -> str:
     """Point MLflow at the configured store; returns the tracking URI."""
     uri = tracking_uri()
     if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///") :]).resolve().parent.mkdir(parents=True, exist_ok=True)
+        Path(uri[len("sqlite:///") :]).resolve().parent.mkdir(
+            parents=True, exist_ok=True
+        )
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI", uri))
@@ -172,38 +183,35 @@ def log_model_and_register(
         pip_requirements=serving_requirements(),
         registered_model_name=registered_model,
     )
-    version = str(info.registered_model_version)
+    version = str(info.registered_model_version)  # an int in MLflow 3
     alias_set = False
     if champion_version(registered_model, champion_alias) is None:
         MlflowClient().set_registered_model_alias(
             registered_model, champion_alias, version
         )
         alias_set = True
-    return LoggedModel(mlflow.active_run().info.run_id, info.model_uri, version, alias_set)
+    return LoggedModel(
+        mlflow.active_run().info.run_id, info.model_uri, version, alias_set
+    )
 
 
 def log_dataset(df: pd.DataFrame, *, name: str, source: str, context: str) -> str:
-    """``mlflow.log_input`` a cohort table; returns its digest."""
+    """``mlflow.log_input`` a cohort table; returns its digest.
+
+    ``source`` is a file path, or a ``synthetic://`` description of the generator call
+    (recorded as a code source so a reviewer can regenerate the same cohort).
+    """
+    resolved: object = source
+    if source.startswith("synthetic://"):
+        resolved = CodeDatasetSource(tags={"generator": source})
     dataset = mlflow.data.from_pandas(
-        _mlflow_friendly(df),
-        source=source,
+        to_pyfunc_frame(df),
+        source=resolved,
         targets=OUTCOME_COLUMN if OUTCOME_COLUMN in df else None,
         name=name,
     )
     mlflow.log_input(dataset, context=context)
     return dataset.digest
-
-
-def _mlflow_friendly(df: pd.DataFrame) -> pd.DataFrame:
-    """Nullable pandas dtypes → plain ones, which MLflow's schema inference reads."""
-    out = df.copy()
-    for col in out.columns:
-        dtype = out[col].dtype
-        if isinstance(dtype, pd.BooleanDtype | pd.Int64Dtype):
-            out[col] = out[col].astype("float64")
-        elif isinstance(dtype, pd.StringDtype):
-            out[col] = out[col].astype(object)
-    return out
 
 
 def log_tags(tags: dict[str, Any]) -> None:

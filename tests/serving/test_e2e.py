@@ -72,14 +72,18 @@ def test_served_probability_equals_in_process_model(server: str, imported) -> No
     from training.synthetic import generate_cohort
 
     records = frame_to_records(generate_cohort(n=50, seed=123))
-    payload = {"patients": [r.model_dump(mode="json", exclude_none=True) for r in records]}
+    payload = {
+        "patients": [r.model_dump(mode="json", exclude_none=True) for r in records]
+    }
     resp = httpx.post(f"{server}/predict_risk", json=payload, timeout=30)
     assert resp.status_code == 200, resp.text
     served = np.array([p["risk_2y"] for p in resp.json()])
     model = LNRiskModel.load(
         bentoml.models.get(imported.tag).path, expected_features=model_features()
     )
-    np.testing.assert_allclose(served, model.predict_proba(records_to_features(records)), rtol=1e-6)
+    np.testing.assert_allclose(
+        served, model.predict_proba(records_to_features(records)), rtol=1e-6
+    )
     assert {p["model_version"] for p in resp.json()} == {imported.mlflow_version}
 
 

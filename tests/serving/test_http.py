@@ -40,7 +40,11 @@ def test_ready_and_docs(client: TestClient) -> None:
     assert client.get("/readyz").status_code == 200
     spec = client.get("/docs.json").json()
     assert "/predict_risk" in spec["paths"]
-    assert "not a diagnostic device" in spec["info"]["description"].lower()
+    endpoint = spec["paths"]["/predict_risk"]["post"]
+    assert "not a diagnostic device" in endpoint["description"].lower()
+    # units and ranges of the patient fields reach the API docs
+    text = str(spec["components"]["schemas"])
+    assert "Unit: g/L" in text and "Valid range 0.05–4" in text
 
 
 def test_predict_risk_one_and_many(client: TestClient, imported) -> None:
@@ -85,6 +89,8 @@ def test_empty_or_malformed_body_is_4xx(client: TestClient) -> None:
     assert client.post("/predict_risk", json={"patients": []}).status_code == 400
     assert client.post("/predict_risk", json={}).status_code == 400
     resp = client.post(
-        "/predict_risk", content=b"{not json", headers={"content-type": "application/json"}
+        "/predict_risk",
+        content=b"{not json",
+        headers={"content-type": "application/json"},
     )
     assert 400 <= resp.status_code < 500

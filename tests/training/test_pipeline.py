@@ -9,6 +9,7 @@ from mlflow import MlflowClient
 
 from data_schema import frame_to_features, validate_cohort
 from riskmodel import LNRiskModel
+from riskmodel.pyfunc import to_pyfunc_frame
 from training.metrics import METRIC_KEYS
 from training.pipeline import split_by_patient
 from training.synthetic import generate_cohort
@@ -53,12 +54,12 @@ def test_first_model_becomes_champion_and_later_ones_do_not(
     client = MlflowClient()
     champion = client.get_model_version_by_alias("ln-risk", "champion")
     assert trained.champion_alias_set
-    assert champion.version == trained.model_version
+    assert str(champion.version) == trained.model_version
     second = train(small_config.model_copy(update={"seed": 8}), show_progress=False)
     assert not second.champion_alias_set
     assert int(second.model_version) > int(trained.model_version)
     assert (
-        client.get_model_version_by_alias("ln-risk", "champion").version
+        str(client.get_model_version_by_alias("ln-risk", "champion").version)
         == trained.model_version
     )
 
@@ -74,6 +75,6 @@ def test_logged_model_loads_without_pickle_and_matches_native(trained) -> None:
     assert not files & {".pkl", ".pickle", ".joblib", ".cloudpickle"}
     native = LNRiskModel.load(next(Path(local).rglob("ln_risk_model")))
     cohort = validate_cohort(generate_cohort(n=300, seed=99))
-    via_mlflow = np.asarray(pyfunc.predict(cohort)).reshape(-1)
+    via_mlflow = np.asarray(pyfunc.predict(to_pyfunc_frame(cohort))).reshape(-1)
     direct = native.predict_proba(frame_to_features(cohort))
     np.testing.assert_allclose(via_mlflow, direct, rtol=1e-6)
