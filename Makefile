@@ -5,6 +5,9 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Tools run as `python -m ...` so nothing depends on console-script shebangs.
+PY := $(BIN)/python
+LNRISK := $(PY) -m training
 HOST ?= 127.0.0.1
 PORT ?= 3000
 UI_PORT ?= 5000
@@ -24,36 +27,38 @@ help: ## Show this help
 	  awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml requirements.lock
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
+	@# -I: isolated from PYTHON* variables and the user site, which were seen to
+	@# make ensurepip write another venv's interpreter into the new scripts.
+	$(PYTHON) -I -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $@
 
 setup: $(VENV)/.installed ## Create .venv and install pinned dependencies
 
 serve: setup ## Train on the synthetic cohort if no champion exists, import it, serve on $(HOST):$(PORT)
-	$(BIN)/lnrisk train --if-no-champion
-	$(BIN)/lnrisk import-model
-	$(BIN)/bentoml serve serving.service:LNRiskService --host $(HOST) --port $(PORT)
+	$(LNRISK) train --if-no-champion
+	$(LNRISK) import-model
+	$(PY) -m bentoml serve serving.service:LNRiskService --host $(HOST) --port $(PORT)
 
 test: setup ## Run the whole test suite (unit, HTTP contract, real bentoml serve)
-	$(BIN)/pytest
+	$(PY) -m pytest
 
 ui: setup ## Open the MLflow UI on the same store (http://$(HOST):$(UI_PORT))
-	$(BIN)/mlflow ui --backend-store-uri "$(or $(MLFLOW_TRACKING_URI),sqlite:///$(LNRISK_HOME)/mlflow.db)" --host $(HOST) --port $(UI_PORT)
+	$(PY) -m mlflow ui --backend-store-uri "$(or $(MLFLOW_TRACKING_URI),sqlite:///$(LNRISK_HOME)/mlflow.db)" --host $(HOST) --port $(UI_PORT)
 
 train: setup ## Train a new model version (registers champion only if none exists)
-	$(BIN)/lnrisk train
+	$(LNRISK) train
 
 lint: setup ## ruff check and format check
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 build: setup ## Build a Bento (needs an imported model: make serve or lnrisk import-model)
-	$(BIN)/bentoml build .
+	$(PY) -m bentoml build .
 
 bench: setup ## Run the benchmarks
-	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean: ## Remove the local stores (.lnrisk) — keeps .venv
 	rm -rf $(LNRISK_HOME)

@@ -33,9 +33,8 @@ def _free_port() -> int:
 def server(imported) -> Iterator[str]:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    bentoml_cli = Path(sys.executable).parent / "bentoml"
     proc = subprocess.Popen(
-        [str(bentoml_cli), "serve", "serving.service:LNRiskService",
+        [sys.executable, "-m", "bentoml", "serve", "serving.service:LNRiskService",
          "--host", "127.0.0.1", "--port", str(port)],
         cwd=PROJECT,
         env=os.environ.copy(),
