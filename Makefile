@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
-# Tools run as `python -m ...` so nothing depends on console-script shebangs.
+# Tools run as `python -m ...`: the venv's interpreter, whatever PATH says.
 PY := $(BIN)/python
 LNRISK := $(PY) -m training
 HOST ?= 127.0.0.1
@@ -27,9 +27,7 @@ help: ## Show this help
 	  awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml requirements.lock
-	@# -I: isolated from PYTHON* variables and the user site, which were seen to
-	@# make ensurepip write another venv's interpreter into the new scripts.
-	$(PYTHON) -I -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $@
