@@ -91,11 +91,6 @@ def field_specs() -> dict[str, FieldSpec]:
     return specs
 
 
-def fields_of_kind(*kinds: FieldKind) -> list[str]:
-    """Names of the fields of the given kinds, in declaration order."""
-    return [n for n, s in field_specs().items() if s.kind in kinds]
-
-
 @cache
 def model_features() -> tuple[str, ...]:
     """The model's input columns, in order.

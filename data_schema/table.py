@@ -23,7 +23,8 @@ TRUE_RISK_COLUMN = "true_risk_2y"
 #: Extra columns the synthetic generator may add (ground-truth annotations).
 SYNTHETIC_PREFIX = "dgp_"
 
-_DTYPES = {
+#: The pandas dtype of each field kind in a validated cohort table.
+PANDAS_DTYPES = {
     "float": "float64",
     "int": "Int64",
     "bool": "boolean",
@@ -78,7 +79,7 @@ def _column(spec: FieldSpec, *, required: bool) -> pa.Column:
             pa.Check.isin(spec.categories, error=f"must be one of {spec.categories}")
         )
     return pa.Column(
-        _DTYPES[spec.kind],
+        PANDAS_DTYPES[spec.kind],
         checks=checks,
         nullable=not required,
         required=required,

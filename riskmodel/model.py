@@ -114,14 +114,6 @@ class LNRiskModel:
         """Calibrated 2-year risk, one probability per row."""
         return self.calibration.apply(self.margin(features))
 
-    def contributions(self, features: np.ndarray) -> np.ndarray:
-        """Per-feature SHAP contributions to the margin (last column: bias)."""
-        dm = xgb.DMatrix(
-            np.asarray(features, dtype=np.float32),
-            feature_names=list(self.feature_names),
-        )
-        return self.booster.predict(dm, pred_contribs=True)
-
     # --- persistence ---------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
         """Write ``model.json`` and ``booster.ubj`` into ``directory``."""

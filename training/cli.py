@@ -146,13 +146,9 @@ def train(
             if result.champion_alias_set
             else f" (kept existing @{alias})"
         )
-        + f" in {time_fmt(result.seconds)} — store: {uri}"
+        + f" in {result.seconds:.1f} s — store: {uri}"
     )
     print(json.dumps({"run_id": result.run_id, "model_version": result.model_version}))
-
-
-def time_fmt(seconds: float) -> str:
-    return f"{seconds:.1f} s"
 
 
 @app.command("import-model")

@@ -127,7 +127,12 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import optimize, special
 
 from data_schema.fields import field_specs
-from data_schema.table import OUTCOME_COLUMN, SYNTHETIC_PREFIX, TRUE_RISK_COLUMN
+from data_schema.table import (
+    OUTCOME_COLUMN,
+    PANDAS_DTYPES,
+    SYNTHETIC_PREFIX,
+    TRUE_RISK_COLUMN,
+)
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -955,14 +960,6 @@ def _join(masks: Mapping[str, BoolArray], n: int) -> NDArray[np.object_]:
 
 
 # --- assembly -------------------------------------------------------------------------
-_PANDAS_DTYPES = {
-    "float": "float64",
-    "int": "Int64",
-    "bool": "boolean",
-    "date": "datetime64[ns]",
-    "category": "string",
-    "text": "string",
-}
 
 
 #: Facts no record holds before the screening visit: always missing.
@@ -1045,7 +1042,7 @@ def generate_cohort(
 
     columns: dict[str, pd.Series] = {}
     for name, spec in field_specs().items():
-        dtype = _PANDAS_DTYPES[spec.kind]
+        dtype = PANDAS_DTYPES[spec.kind]
         if name in _SETTLED_AT_VISIT:
             columns[name] = pd.Series(pd.NA, index=range(n), dtype=dtype)
         elif spec.kind == "int":

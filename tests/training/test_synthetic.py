@@ -20,7 +20,12 @@ from sklearn.metrics import roc_auc_score
 
 from data_schema.fields import field_specs
 from data_schema.patient import PatientRecord
-from data_schema.table import OUTCOME_COLUMN, TRUE_RISK_COLUMN, validate_cohort
+from data_schema.table import (
+    OUTCOME_COLUMN,
+    PANDAS_DTYPES,
+    TRUE_RISK_COLUMN,
+    validate_cohort,
+)
 from training.synthetic import (
     ACR_NONRENAL_ITEMS,
     EXCLUSION_REASONS,
@@ -54,14 +59,7 @@ def test_cohort_passes_validate_cohort_with_zero_errors(cohort: pd.DataFrame) ->
 
 
 def test_columns_have_schema_dtypes(cohort: pd.DataFrame) -> None:
-    expected = {
-        "float": "float64",
-        "int": "Int64",
-        "bool": "boolean",
-        "date": "datetime64[ns]",
-        "category": "string",
-        "text": "string",
-    }
+    expected = PANDAS_DTYPES
     for name, spec in field_specs().items():
         assert str(cohort[name].dtype) == expected[spec.kind], name
     assert str(cohort[OUTCOME_COLUMN].dtype) == "Int64"
