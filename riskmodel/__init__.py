@@ -5,11 +5,14 @@ calibration and feature list in JSON. Training writes it, MLflow stores it, the 
 step copies it into the BentoML model store, and the service reads it.
 """
 
-from riskmodel.model import (
-    FORMAT_VERSION,
-    Calibration,
-    LNRiskModel,
-    ModelFormatError,
-)
+from riskmodel.band import RiskBand
+from riskmodel.calibration import Calibration, ModelFormatError
+from riskmodel.model import FORMAT_VERSION, LNRiskModel
 
-__all__ = ["FORMAT_VERSION", "Calibration", "LNRiskModel", "ModelFormatError"]
+__all__ = [
+    "FORMAT_VERSION",
+    "Calibration",
+    "LNRiskModel",
+    "ModelFormatError",
+    "RiskBand",
+]

@@ -1,9 +1,11 @@
-"""A calibrated XGBoost risk model stored without pickle.
+"""A calibrated risk model stored without pickle.
 
-Layout of a saved model directory::
+Two model kinds share one format: ``xgboost`` (a booster) and ``logistic`` (a
+:class:`~riskmodel.linear.LinearScorer`, plain numbers). Layout of a saved model::
 
-    model.json     manifest: format version, feature names, calibration, gate, metadata
-    booster.ubj    the XGBoost booster in XGBoost's native UBJSON format
+    model.json     manifest: format version, kind, feature names, calibration, gate,
+                   linear terms and coefficients (logistic), metadata
+    booster.ubj    the XGBoost booster in XGBoost's native UBJSON format (xgboost)
 
 Scoring is ``booster.inplace_predict`` on a float32 matrix (the booster's margin)
 followed by the calibration map. For one patient this is ~0.2 ms, where a scikit-learn
@@ -16,86 +18,58 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import xgboost as xgb
+
+from riskmodel.band import RiskBand
+from riskmodel.calibration import Calibration, ModelFormatError
+from riskmodel.linear import LinearScorer
 
 FORMAT_VERSION = 1
 MANIFEST = "model.json"
 BOOSTER = "booster.ubj"
 
 
-class ModelFormatError(ValueError):
-    """A saved model is missing, incomplete or does not match this code."""
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-z))
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """Maps the booster's margin (log-odds) to a calibrated probability.
-
-    ``platt``: p = sigmoid(intercept + slope · margin) (Platt 1999), fitted by
-    unpenalised logistic regression of the outcome on out-of-fold margins.
-    ``isotonic``: p = piecewise-linear interpolation of (x, y) knots over the margin,
-    a monotone non-decreasing step function fitted by isotonic regression.
-    """
-
-    method: Literal["platt", "isotonic"] = "platt"
-    intercept: float = 0.0
-    slope: float = 1.0
-    x: tuple[float, ...] = ()
-    y: tuple[float, ...] = ()
-
-    def apply(self, margin: np.ndarray) -> np.ndarray:
-        """Calibrated probability for each margin."""
-        if self.method == "platt":
-            return _sigmoid(self.intercept + self.slope * margin)
-        return np.interp(margin, self.x, self.y)
-
-    def to_dict(self) -> dict[str, Any]:
-        if self.method == "platt":
-            return {"method": "platt", "intercept": self.intercept, "slope": self.slope}
-        return {"method": "isotonic", "x": list(self.x), "y": list(self.y)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Calibration:
-        method = data.get("method")
-        if method == "platt":
-            return cls("platt", float(data["intercept"]), float(data["slope"]))
-        if method == "isotonic":
-            x, y = tuple(map(float, data["x"])), tuple(map(float, data["y"]))
-            if len(x) != len(y) or len(x) < 2:
-                raise ModelFormatError("isotonic calibration needs ≥ 2 (x, y) knots")
-            return cls("isotonic", x=x, y=y)
-        raise ModelFormatError(f"unknown calibration method {method!r}")
-
-
 @dataclass
 class LNRiskModel:
-    """2-year new-onset lupus nephritis risk: booster + calibration + feature order.
+    """2-year new-onset lupus nephritis risk: scorer + calibration + feature order.
 
     Attributes:
-        booster: the fitted XGBoost booster (binary:logistic).
+        booster: the fitted XGBoost booster (binary:logistic), or None for a
+            logistic model.
         calibration: the margin-to-probability map.
         feature_names: column order of the input matrix; must equal
             ``data_schema.model_features()`` of the code that serves it.
         gate_threshold: the trial's inclusion gate on the 2-year risk (risk > gate).
         metadata: free-form provenance (training run, data digest, config hash).
+        linear: the logistic scorer when ``booster`` is None.
+        band: bootstrap members giving a per-patient uncertainty band, or None.
     """
 
-    booster: xgb.Booster
+    booster: xgb.Booster | None
     calibration: Calibration
     feature_names: tuple[str, ...]
     gate_threshold: float = 0.5
     metadata: dict[str, Any] = field(default_factory=dict)
+    linear: LinearScorer | None = None
+    band: RiskBand | None = None
+
+    def __post_init__(self) -> None:
+        if (self.booster is None) == (self.linear is None):
+            raise ModelFormatError("a model has either a booster or a linear scorer")
+
+    @property
+    def kind(self) -> str:
+        return "xgboost" if self.booster is not None else "logistic"
 
     def set_threads(self, n_threads: int) -> None:
         """Pin XGBoost's thread count (1 per worker when serving with 2 workers)."""
-        self.booster.set_param({"nthread": int(n_threads)})
+        if self.booster is not None:
+            self.booster.set_param({"nthread": int(n_threads)})
+        if self.band is not None:
+            self.band.set_threads(n_threads)
 
     def margin(self, features: np.ndarray) -> np.ndarray:
         """The booster's raw log-odds for a float32 matrix (n, n_features)."""
@@ -107,6 +81,9 @@ class LNRiskModel:
             )
         if features.shape[0] == 0:
             return np.empty(0, dtype=np.float64)
+        if self.linear is not None:
+            return self.linear.margin(features, self.feature_names)
+        assert self.booster is not None
         out = self.booster.inplace_predict(features, predict_type="margin")
         return np.asarray(out, dtype=np.float64).reshape(-1)
 
@@ -114,21 +91,45 @@ class LNRiskModel:
         """Calibrated 2-year risk, one probability per row."""
         return self.calibration.apply(self.margin(features))
 
+    def predict_band(
+        self, features: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per-patient (low, high) uncertainty band, or None without band members."""
+        if self.band is None:
+            return None
+        return self.band.interval(np.asarray(features, dtype=np.float32))
+
     # --- persistence ---------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
-        """Write ``model.json`` and ``booster.ubj`` into ``directory``."""
+        """Write ``model.json`` (and ``booster.ubj``) into ``directory``."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        self.booster.save_model(directory / BOOSTER)
-        manifest = {
+        manifest: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
-            "kind": "ln-risk-2y/xgboost-calibrated",
-            "booster_file": BOOSTER,
+            "kind": self.kind,
+            "outcome": "new-onset lupus nephritis within 24 months",
             "feature_names": list(self.feature_names),
             "calibration": self.calibration.to_dict(),
             "gate_threshold": self.gate_threshold,
             "metadata": self.metadata,
         }
+        if self.booster is not None:
+            self.booster.save_model(directory / BOOSTER)
+            manifest["booster_file"] = BOOSTER
+        if self.linear is not None:
+            manifest["linear"] = self.linear.to_dict()
+        if self.band is not None:
+            files = []
+            for k, booster in enumerate(self.band.boosters):
+                name = f"band_member_{k:02d}.ubj"
+                booster.save_model(directory / name)
+                files.append(name)
+            manifest["band"] = {
+                "level": self.band.level,
+                "inflation": self.band.inflation,
+                "member_files": files,
+                "calibrations": [c.to_dict() for c in self.band.calibrations],
+            }
         (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
         return directory
 
@@ -167,12 +168,38 @@ class LNRiskModel:
                 f"(missing from model: {missing}; unknown to schema: {extra}; "
                 "or a different order) — retrain or serve a matching model"
             )
-        booster = xgb.Booster()
-        booster.load_model(directory / manifest.get("booster_file", BOOSTER))
-        if booster.num_features() != len(features):
-            raise ModelFormatError("booster and manifest disagree on feature count")
+        booster: xgb.Booster | None = None
+        linear: LinearScorer | None = None
+        if manifest.get("kind") == "logistic":
+            linear = LinearScorer.from_dict(manifest["linear"])
+            unknown = {t.feature for t in linear.terms} - set(features)
+            if unknown:
+                raise ModelFormatError(f"linear terms use unknown features {unknown}")
+        elif manifest.get("kind") == "xgboost":
+            booster = xgb.Booster()
+            booster.load_model(directory / manifest.get("booster_file", BOOSTER))
+            if booster.num_features() != len(features):
+                raise ModelFormatError("booster and manifest disagree on feature count")
+        else:
+            raise ModelFormatError(f"unknown model kind {manifest.get('kind')!r}")
+        band: RiskBand | None = None
+        if "band" in manifest:
+            spec = manifest["band"]
+            boosters = []
+            for name in spec["member_files"]:
+                member = xgb.Booster()
+                member.load_model(directory / name)
+                boosters.append(member)
+            band = RiskBand(
+                tuple(boosters),
+                tuple(Calibration.from_dict(c) for c in spec["calibrations"]),
+                level=float(spec["level"]),
+                inflation=float(spec["inflation"]),
+            )
         return cls(
             booster=booster,
+            linear=linear,
+            band=band,
             calibration=Calibration.from_dict(manifest["calibration"]),
             feature_names=features,
             gate_threshold=float(manifest.get("gate_threshold", 0.5)),

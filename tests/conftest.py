@@ -39,11 +39,16 @@ def small_config():  # -> TrainingConfig
     """A fast training profile: small synthetic cohort, fewer trees and folds."""
     from training.config import load_config
 
-    return load_config().model_copy(
+    base = load_config()
+    return base.model_copy(
         update={
-            "cohort": load_config().cohort.model_copy(update={"n": 4000, "seed": 11}),
-            "model": load_config().model.model_copy(update={"n_estimators": 120}),
-            "calibration": load_config().calibration.model_copy(update={"cv_folds": 3}),
+            "cohort": base.cohort.model_copy(update={"n": 4000, "seed": 11}),
+            "model": base.model.model_copy(update={"n_estimators": 120}),
+            "search": base.search.model_copy(
+                update={"n_iter": 2, "cv_folds": 2, "n_estimators": (80, 120)}
+            ),
+            "calibration": base.calibration.model_copy(update={"cv_folds": 3}),
+            "uncertainty": base.uncertainty.model_copy(update={"n_members": 3}),
         }
     )
 

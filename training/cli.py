@@ -127,28 +127,146 @@ def train(
         _fail(str(exc))
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
-    table = Table(title=f"held-out test set — run {result.run_id[:8]}")
+    _metrics_table(f"held-out test set — run {result.run_id[:8]}", result.metrics)
+    console.print(
+        f"registered {cfg.tracking.registered_model} version {result.model_version} "
+        f"as @{result.alias} in {result.seconds:.1f} s — store: {uri}"
+    )
+    if result.alias != cfg.tracking.champion_alias:
+        console.print("the champion is unchanged: `lnrisk promote` applies the gate")
+    print(json.dumps({"run_id": result.run_id, "model_version": result.model_version}))
+
+
+def _metrics_table(
+    title: str, metrics: dict[str, float], before: dict[str, float] | None = None
+) -> None:
+    """Model beside the true risk (oracle) when known, or before/after."""
+    table = Table(title=title)
     table.add_column("metric")
+    if before is not None:
+        table.add_column("before", justify="right")
     table.add_column("model", justify="right")
-    if result.oracle_metrics:
+    has_oracle = metrics.get("oracle_auroc") == metrics.get("oracle_auroc")  # not NaN
+    if has_oracle and before is None:
         table.add_column("true risk (oracle)", justify="right")
     for key in HEADLINE:
-        row = [key, f"{result.metrics[key]:.4g}"]
-        if result.oracle_metrics:
-            row.append(f"{result.oracle_metrics[key]:.4g}")
+        row = [key]
+        if before is not None:
+            row.append(f"{before[key]:.4g}")
+        row.append(f"{metrics[key]:.4g}")
+        if has_oracle and before is None:
+            row.append(f"{metrics['oracle_' + key]:.4g}")
         table.add_row(*row)
     console.print(table)
-    alias = cfg.tracking.champion_alias
-    console.print(
-        f"registered {cfg.tracking.registered_model} version {result.model_version}"
-        + (
-            f" as @{alias}"
-            if result.champion_alias_set
-            else f" (kept existing @{alias})"
-        )
-        + f" in {result.seconds:.1f} s — store: {uri}"
+
+
+@app.command()
+def evaluate(
+    cohort: Annotated[Path, typer.Option(help="Cohort file with ln_within_2y.")],
+    model: Annotated[
+        str, typer.Option(help="Registered alias or version number.")
+    ] = "champion",
+    config: Annotated[Path | None, typer.Option(help="YAML training profile.")] = None,
+) -> None:
+    """Externally validate a registered model on a cohort; logged as its own run."""
+    from data_schema import CohortValidationError
+    from training.config import load_config
+    from training.validation import evaluate_registered
+
+    cfg = load_config(config)
+    try:
+        result = evaluate_registered(cfg, model, cohort)
+    except (CohortValidationError, FileNotFoundError, ValueError, LookupError) as exc:
+        _fail(str(exc))
+    _metrics_table(
+        f"{cfg.tracking.registered_model} v{result.model_version} on {cohort.name}",
+        result.metrics,
     )
-    print(json.dumps({"run_id": result.run_id, "model_version": result.model_version}))
+    console.print(f"logged as run {result.run_id}")
+
+
+@app.command()
+def recalibrate(
+    cohort: Annotated[Path, typer.Option(help="Local sample with ln_within_2y.")],
+    model: Annotated[
+        str, typer.Option(help="Registered alias or version to adapt.")
+    ] = "champion",
+    method: Annotated[
+        str, typer.Option(help="intercept | logistic (intercept+slope) | isotonic")
+    ] = "logistic",
+    fit_fraction: Annotated[
+        float, typer.Option(min=0.1, max=0.9, help="Share of the sample fitted on.")
+    ] = 0.5,
+    config: Annotated[Path | None, typer.Option(help="YAML training profile.")] = None,
+) -> None:
+    """Refit the calibration on a local sample; register it as a new version."""
+    from data_schema import CohortValidationError
+    from training.config import load_config
+    from training.validation import recalibrate_registered
+
+    if method not in ("intercept", "logistic", "isotonic"):
+        _fail("--method must be intercept, logistic or isotonic")
+    cfg = load_config(config)
+    try:
+        result = recalibrate_registered(
+            cfg,
+            model,
+            cohort,
+            method,
+            fit_fraction=fit_fraction,  # type: ignore[arg-type]
+        )
+    except (CohortValidationError, FileNotFoundError, ValueError, LookupError) as exc:
+        _fail(str(exc))
+    _metrics_table(
+        f"recalibrated v{result.model_version} ({method}), held-back half",
+        result.metrics,
+        before=result.before,
+    )
+    console.print(
+        f"registered version {result.new_version} as @{result.alias} "
+        f"(run {result.run_id[:8]})"
+    )
+
+
+@app.command()
+def promote(
+    cohort: Annotated[
+        Path | None,
+        typer.Option(
+            help="Evaluate on this file instead of the challenger's test set."
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Decide and log, but move no alias.")
+    ] = False,
+    config: Annotated[Path | None, typer.Option(help="YAML training profile.")] = None,
+) -> None:
+    """Move @champion to @challenger only if the challenger passes the gate."""
+    from training.config import load_config
+    from training.promote import promote as run_promotion
+
+    cfg = load_config(config)
+    try:
+        decision = run_promotion(cfg, cohort_path=cohort, dry_run=dry_run)
+    except (LookupError, FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    console.print(
+        f"challenger v{decision.challenger_version} vs champion "
+        f"v{decision.champion_version} on {decision.n_patients:,} patients "
+        f"({decision.evaluated_on})"
+    )
+    for check in decision.checks:
+        console.print(f"  {check}")
+    verdict = "PROMOTED" if decision.promote else "REFUSED (champion unchanged)"
+    if dry_run:
+        verdict = "dry run: " + (
+            "would promote"
+            if all(c.passed for c in decision.checks)
+            else "would refuse"
+        )
+    console.print(f"{verdict} — decision logged as run {decision.run_id[:8]}")
+    if not decision.promote and not dry_run:
+        raise typer.Exit(1)
 
 
 @app.command("import-model")

@@ -37,10 +37,21 @@ class SplitSettings(_Settings):
     stratify: bool = True
 
 
-class ModelSettings(_Settings):
-    """XGBoost hyperparameters (binary:logistic, histogram trees)."""
+ModelFamily = Literal["xgboost", "logistic", "rifle_ln"]
 
-    family: Literal["xgboost"] = "xgboost"
+
+class ModelSettings(_Settings):
+    """Which candidate to fit, and XGBoost's hyperparameters (the search's start).
+
+    ``xgboost``: gradient-boosted trees on every predictor, missing values native.
+    ``logistic``: L2 logistic regression on every predictor (median imputation plus
+    missing indicators, standardised; anti-dsDNA on the log10 scale).
+    ``rifle_ln``: the published RIFLE-LN predictors (male sex, age at SLE onset,
+    anti-dsDNA positivity; Chan et al., Front Immunol 2023) in an unpenalised
+    logistic model — the baseline a useful gate must beat.
+    """
+
+    family: ModelFamily = "xgboost"
     n_estimators: int = Field(400, ge=10, le=5000)
     max_depth: int = Field(3, ge=1, le=12)
     learning_rate: float = Field(0.04, gt=0, le=1)
@@ -49,6 +60,28 @@ class ModelSettings(_Settings):
     min_child_weight: float = Field(5.0, ge=0)
     reg_lambda: float = Field(1.0, ge=0)
     n_jobs: int = Field(2, ge=1, le=64)
+    # Directions every cited cohort agrees on (clinical.md §3): the trees may not
+    # learn the opposite from noise, so lower complement never lowers the risk.
+    monotone_increasing: tuple[str, ...] = ("anti_dsdna_iu_ml",)
+    monotone_decreasing: tuple[str, ...] = ("c3_g_l", "c4_g_l")
+
+
+class SearchSettings(_Settings):
+    """Random search of XGBoost hyperparameters by cross-validation.
+
+    The metric is a proper scoring rule by default: the gate is an absolute
+    probability, so ranking (AUROC) alone is the wrong target.
+    """
+
+    enabled: bool = True
+    n_iter: int = Field(8, ge=1, le=200, description="parameter settings tried")
+    cv_folds: int = Field(3, ge=2, le=10)
+    metric: Literal["log_loss", "brier", "auroc"] = "log_loss"
+    max_depth: tuple[int, ...] = (2, 3, 4)
+    learning_rate: tuple[float, ...] = (0.03, 0.05, 0.08)
+    n_estimators: tuple[int, ...] = (200, 400, 600)
+    min_child_weight: tuple[float, ...] = (1.0, 5.0, 10.0)
+    subsample: tuple[float, ...] = (0.7, 0.85, 1.0)
 
 
 class CalibrationSettings(_Settings):
@@ -58,12 +91,37 @@ class CalibrationSettings(_Settings):
     cv_folds: int = Field(5, ge=2, le=20)
 
 
+class UncertaintySettings(_Settings):
+    """Per-patient uncertainty band from a bootstrap ensemble (0 members: no band)."""
+
+    n_members: int = Field(10, ge=0, le=100)
+    level: float = Field(0.90, gt=0.5, lt=1.0, description="band coverage level")
+
+
+class PromotionCriteria(_Settings):
+    """What a challenger must show, on the same held-out data as the champion.
+
+    Calibration-in-the-large here is the absolute difference between the mean
+    predicted risk and the observed rate (probability scale).
+    """
+
+    auroc_not_below_champion_ci: bool = Field(
+        True,
+        description="challenger AUROC ≥ the lower 95 % CI bound of the champion's",
+    )
+    cal_slope_min: float = 0.9
+    cal_slope_max: float = 1.1
+    max_abs_citl: float = Field(0.02, ge=0, description="|mean predicted − observed|")
+    max_ici: float = Field(0.02, ge=0)
+
+
 class TrackingSettings(_Settings):
     """MLflow names. The tracking URI itself comes from the environment."""
 
     experiment: str = "ln-risk-2y"
     registered_model: str = "ln-risk"
     champion_alias: str = "champion"
+    challenger_alias: str = "challenger"
 
 
 class TrainingConfig(_Settings):
@@ -74,7 +132,10 @@ class TrainingConfig(_Settings):
     cohort: CohortSettings = CohortSettings()
     split: SplitSettings = SplitSettings()
     model: ModelSettings = ModelSettings()
+    search: SearchSettings = SearchSettings()
     calibration: CalibrationSettings = CalibrationSettings()
+    uncertainty: UncertaintySettings = UncertaintySettings()
+    promotion: PromotionCriteria = PromotionCriteria()
     tracking: TrackingSettings = TrackingSettings()
 
     def config_hash(self) -> str:

@@ -9,8 +9,9 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import numpy as np
@@ -25,12 +26,24 @@ from data_schema import (
     frame_to_features,
     validate_cohort,
 )
-from riskmodel.pyfunc import to_pyfunc_frame
+from riskmodel.pyfunc import ARTIFACT_KEY, to_pyfunc_frame
 from training import tracking
 from training.config import CohortSettings, TrainingConfig
-from training.metrics import classification_report
-from training.model import fit_calibrated_booster
+from training.evaluation import (
+    attach_band,
+    band_description,
+    band_steps,
+    evaluate_model,
+    log_evidence,
+)
+from training.model import fit_candidate, progress_steps
+from training.model_card import ModelCardContext
 from training.synthetic import generate_cohort
+
+COHORT_DEFINITION = (
+    "PatientRecord v1: adults with SLE (ACR 1997), one row per patient at screening; "
+    "outcome new-onset LN within 24 months"
+)
 
 
 @dataclass(frozen=True)
@@ -40,11 +53,11 @@ class TrainingResult:
     run_id: str
     model_uri: str
     model_version: str
-    champion_alias_set: bool
+    alias: str
     metrics: dict[str, float]
+    report: dict[str, Any]
     data_digest: str
     seconds: float
-    oracle_metrics: dict[str, float] = field(default_factory=dict)
 
 
 def read_cohort(path: str | Path) -> pd.DataFrame:
@@ -129,7 +142,7 @@ def train(
     *,
     show_progress: bool = True,
 ) -> TrainingResult:
-    """Fit, evaluate and log one model; register it and set the champion alias if none.
+    """Fit, evaluate and log one model; register it as champion (first) or challenger.
 
     Args:
         config: validated training settings.
@@ -144,9 +157,9 @@ def train(
     started = time.perf_counter()
     tracking.configure()
     experiment_id = tracking.ensure_experiment(config.tracking.experiment)
-    folds = config.calibration.cv_folds
     with _progress(show_progress) as progress:
-        task = progress.add_task("loading cohort", total=folds + 5)
+        total = progress_steps(config) + band_steps(config) + 4
+        task = progress.add_task("loading cohort", total=total)
 
         def step(description: str) -> None:
             progress.update(task, advance=1, description=description)
@@ -163,44 +176,39 @@ def train(
             cohort, config.split.test_fraction, config.seed, config.split.stratify
         )
         X_dev, y_dev = frame_to_features(dev), dev[OUTCOME_COLUMN].to_numpy(int)
-        X_test, y_test = frame_to_features(test), test[OUTCOME_COLUMN].to_numpy(int)
+        y_test = test[OUTCOME_COLUMN].to_numpy(int)
         step(f"split {len(dev):,} development / {len(test):,} test")
 
-        model, _ = fit_calibrated_booster(
-            X_dev,
-            y_dev,
-            config.model,
-            config.calibration,
-            seed=config.seed,
-            gate_threshold=config.gate_threshold,
-            progress=step,
+        model, search_results = fit_candidate(X_dev, y_dev, config, progress=step)
+        dev_truth = (
+            dev[TRUE_RISK_COLUMN].to_numpy(float) if TRUE_RISK_COLUMN in dev else None
         )
-        p_test = model.predict_proba(X_test)
-        metrics = classification_report(y_test, p_test, config.gate_threshold)
-        oracle: dict[str, float] = {}
-        if TRUE_RISK_COLUMN in test:
-            oracle = classification_report(
-                y_test, test[TRUE_RISK_COLUMN].to_numpy(float), config.gate_threshold
-            )
+        attach_band(model, X_dev, y_dev, config, true_risk=dev_truth, progress=step)
+        evaluation = evaluate_model(model, test, config.gate_threshold)
         step("evaluated on held-out patients")
 
+        family = config.model.family
         with mlflow.start_run(
             experiment_id=experiment_id,
-            run_name=f"xgboost-{config.calibration.method}-{config.config_hash()}",
+            run_name=f"train-{family}-{config.calibration.method}-{config.config_hash()}",
         ) as run:
             digest = tracking.log_dataset(
                 cohort, name="cohort", source=source, context="training"
             )
-            tracking.log_dataset(test, name="test", source=source, context="evaluation")
+            test_digest = tracking.log_dataset(
+                test, name="test", source=source, context="evaluation"
+            )
             tracking.log_tags(
                 {
-                    "model_family": config.model.family,
+                    "run_kind": "train",
+                    "model_family": family,
                     "git_commit": tracking.git_commit(),
                     "config_hash": config.config_hash(),
                     "data_digest": digest,
+                    "test_digest": test_digest,
                     "data_source": source,
                     "gate_threshold": config.gate_threshold,
-                    "cohort_definition": "PatientRecord v1; LN-free SLE adults",
+                    "cohort_definition": COHORT_DEFINITION,
                 }
             )
             mlflow.log_params(config.flat_params())
@@ -208,38 +216,68 @@ def train(
                 {
                     "n_development": len(dev),
                     "n_test": len(test),
-                    "cohort_rows": len(cohort),
+                    "events_development": int(y_dev.sum()),
+                    "events_test": int(y_test.sum()),
                 }
             )
-            mlflow.log_metrics(metrics)
-            if oracle:
-                mlflow.log_metrics({f"oracle_{k}": v for k, v in oracle.items()})
+            if "hyperparameters" in model.metadata:
+                mlflow.log_params(
+                    {
+                        f"selected.{k}": v
+                        for k, v in model.metadata["hyperparameters"].items()
+                    }
+                )
+            if search_results:
+                mlflow.log_table(pd.DataFrame(search_results), "search/results.json")
+            mlflow.log_metrics(evaluation.metrics)
             model.metadata.update(
                 {
                     "run_id": run.info.run_id,
+                    "model_family": family,
                     "data_digest": digest,
                     "config_hash": config.config_hash(),
                     "git_commit": tracking.git_commit(),
-                    "test_metrics": metrics,
                 }
             )
             with tempfile.TemporaryDirectory() as tmp:
-                model_dir = model.save(Path(tmp) / "ln_risk_model")
+                model_dir = model.save(Path(tmp) / ARTIFACT_KEY)
                 logged = tracking.log_model_and_register(
-                    model,
                     model_dir,
                     synthetic_input_example(),
                     registered_model=config.tracking.registered_model,
                     champion_alias=config.tracking.champion_alias,
+                    challenger_alias=config.tracking.challenger_alias,
+                )
+                log_evidence(
+                    evaluation,
+                    Path(tmp),
+                    context=ModelCardContext(
+                        model_name=config.tracking.registered_model,
+                        model_version=logged.version,
+                        run_id=run.info.run_id,
+                        model_family=family,
+                        calibration_method=model.calibration.method,
+                        config=config.model_dump(mode="json"),
+                        config_hash=config.config_hash(),
+                        git_commit=tracking.git_commit(),
+                        data_source=source,
+                        data_digest=digest,
+                        n_development=len(dev),
+                        n_test=len(test),
+                        events_development=int(y_dev.sum()),
+                        events_test=int(y_test.sum()),
+                        report=evaluation.report,
+                        uncertainty_method=band_description(model),
+                    ),
                 )
         step("logged to MLflow")
     return TrainingResult(
         run_id=logged.run_id,
         model_uri=logged.model_uri,
         model_version=logged.version,
-        champion_alias_set=logged.alias_set,
-        metrics=metrics,
+        alias=logged.alias,
+        metrics=evaluation.metrics,
+        report=evaluation.report,
         data_digest=digest,
         seconds=time.perf_counter() - started,
-        oracle_metrics=oracle,
     )

@@ -156,21 +156,22 @@ class LoggedModel:
     run_id: str
     model_uri: str
     version: str
-    alias_set: bool
+    alias: str  # the alias the new version received
 
 
 def log_model_and_register(
-    model: LNRiskModel,
     model_dir: Path,
     input_example: pd.DataFrame,
     *,
     registered_model: str,
     champion_alias: str,
+    challenger_alias: str,
 ) -> LoggedModel:
     """Log the model (pyfunc from code, no pickle) in the active run and register it.
 
-    The alias is set only when the registered model has no version under it yet;
-    moving an existing champion is the promotion gate's job.
+    The first version of a registered model becomes the champion. Every later one
+    becomes the challenger; only the promotion gate (``lnrisk promote``) moves the
+    champion.
     """
     root = Path(riskmodel.__file__).resolve().parent
     info = mlflow.pyfunc.log_model(
@@ -184,32 +185,60 @@ def log_model_and_register(
         registered_model_name=registered_model,
     )
     version = str(info.registered_model_version)  # an int in MLflow 3
-    alias_set = False
-    if champion_version(registered_model, champion_alias) is None:
-        MlflowClient().set_registered_model_alias(
-            registered_model, champion_alias, version
-        )
-        alias_set = True
-    return LoggedModel(
-        mlflow.active_run().info.run_id, info.model_uri, version, alias_set
-    )
+    has_champion = champion_version(registered_model, champion_alias) is not None
+    alias = challenger_alias if has_champion else champion_alias
+    MlflowClient().set_registered_model_alias(registered_model, alias, version)
+    return LoggedModel(mlflow.active_run().info.run_id, info.model_uri, version, alias)
 
 
-def log_dataset(df: pd.DataFrame, *, name: str, source: str, context: str) -> str:
-    """``mlflow.log_input`` a cohort table; returns its digest.
+def load_registered(name: str, ref: str) -> tuple[LNRiskModel, ModelVersion]:
+    """Load ``name@alias`` or ``name/version`` (ref = alias or version number).
 
-    ``source`` is a file path, or a ``synthetic://`` description of the generator call
-    (recorded as a code source so a reviewer can regenerate the same cohort).
+    Raises:
+        LookupError: no such alias or version.
     """
+    client = MlflowClient()
+    try:
+        version = (
+            client.get_model_version(name, ref)
+            if ref.isdigit()
+            else client.get_model_version_by_alias(name, ref)
+        )
+    except MlflowException as exc:
+        raise LookupError(f"no registered model {name} {ref!r}") from exc
+    local = Path(
+        mlflow.artifacts.download_artifacts(f"models:/{name}/{version.version}")
+    )
+    found = next(local.rglob(f"{ARTIFACT_KEY}/model.json"), None)
+    if found is None:
+        raise LookupError(f"{name} version {version.version} has no {ARTIFACT_KEY}")
+    return LNRiskModel.load(found.parent, expected_features=model_features()), version
+
+
+def _dataset(df: pd.DataFrame, *, name: str, source: str) -> Any:
     resolved: object = source
     if source.startswith("synthetic://"):
+        # A generator call, recorded so a reviewer can regenerate the same cohort.
         resolved = CodeDatasetSource(tags={"generator": source})
-    dataset = mlflow.data.from_pandas(
+    return mlflow.data.from_pandas(
         to_pyfunc_frame(df),
         source=resolved,
         targets=OUTCOME_COLUMN if OUTCOME_COLUMN in df else None,
         name=name,
     )
+
+
+def dataset_digest(df: pd.DataFrame, *, source: str = "synthetic://") -> str:
+    """The digest MLflow records for a cohort table (content hash)."""
+    return _dataset(df, name="digest", source=source).digest
+
+
+def log_dataset(df: pd.DataFrame, *, name: str, source: str, context: str) -> str:
+    """``mlflow.log_input`` a cohort table; returns its digest.
+
+    ``source`` is a file path, or a ``synthetic://`` description of the generator call.
+    """
+    dataset = _dataset(df, name=name, source=source)
     mlflow.log_input(dataset, context=context)
     return dataset.digest
 

@@ -1,0 +1,82 @@
+"""The per-patient uncertainty band at serving time: a bootstrap ensemble's spread.
+
+Each member is a booster with its own calibration, developed on a bootstrap resample
+(see ``training/uncertainty.py`` for how and why). The band is the empirical
+``(1 − level)/2`` and ``(1 + level)/2`` quantiles of the members' calibrated risks,
+optionally widened on the logit scale by ``inflation`` (a split-conformal factor fitted
+where the true risk is known; 1.0 = the raw bootstrap band).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import xgboost as xgb
+
+from riskmodel.calibration import Calibration
+
+_CLIP = 1e-8
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, _CLIP, 1 - _CLIP)
+    return np.log(p) - np.log1p(-p)
+
+
+def _expit(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def band_from_predictions(
+    preds: np.ndarray, level: float, inflation: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) per patient from member predictions of shape (members, patients)."""
+    alpha = (1.0 - level) / 2.0
+    low, mid, high = np.quantile(preds, [alpha, 0.5, 1.0 - alpha], axis=0)
+    if inflation == 1.0:
+        return low, high
+    # Scale each side's distance from the median on the logit scale, so the band
+    # stays inside (0, 1) and keeps the asymmetry of the members' spread.
+    z_low, z_mid, z_high = _logit(low), _logit(mid), _logit(high)
+    return (
+        _expit(z_mid - inflation * (z_mid - z_low)),
+        _expit(z_mid + inflation * (z_high - z_mid)),
+    )
+
+
+@dataclass(frozen=True)
+class RiskBand:
+    """Bootstrap members and the band's level and inflation."""
+
+    boosters: tuple[xgb.Booster, ...]
+    calibrations: tuple[Calibration, ...]
+    level: float = 0.90
+    inflation: float = 1.0
+
+    def member_predictions(self, features: np.ndarray) -> np.ndarray:
+        """Calibrated risks, shape (n_members, n_patients)."""
+        return np.stack(
+            [
+                cal.apply(
+                    np.asarray(
+                        b.inplace_predict(features, predict_type="margin"),
+                        dtype=np.float64,
+                    ).reshape(-1)
+                )
+                for b, cal in zip(self.boosters, self.calibrations, strict=True)
+            ]
+        )
+
+    def interval(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) band of the 2-year risk for each row."""
+        if features.shape[0] == 0:
+            empty = np.empty(0, dtype=np.float64)
+            return empty, empty
+        return band_from_predictions(
+            self.member_predictions(features), self.level, self.inflation
+        )
+
+    def set_threads(self, n_threads: int) -> None:
+        for b in self.boosters:
+            b.set_param({"nthread": int(n_threads)})
