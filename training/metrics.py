@@ -27,6 +27,7 @@ from numpy.typing import ArrayLike
 from scipy.special import expit, logit
 from scipy.stats import norm, rankdata
 from sklearn.metrics import average_precision_score
+from threadpoolctl import threadpool_limits
 
 GATE = 0.5
 """Decision threshold of the trial: predicted 2-year risk strictly above 50 %."""
@@ -426,8 +427,20 @@ def oe_ratio(y: ArrayLike, p: ArrayLike) -> float:
     return observed / expected
 
 
-def _lowess_at(xs: np.ndarray, ys: np.ndarray, x0: np.ndarray, k: int) -> np.ndarray:
+def lowess_at(xs: np.ndarray, ys: np.ndarray, x0: np.ndarray, k: int) -> np.ndarray:
     """Local-linear tricube smoother of ys on sorted xs, evaluated at points x0.
+
+    Runs with one BLAS thread: its thousands of short dot products were measured
+    10-100x slower with a multi-threaded OpenBLAS on a busy 2-core machine.
+    """
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _lowess_kernel(xs, ys, x0, k)
+
+
+def _lowess_kernel(
+    xs: np.ndarray, ys: np.ndarray, x0: np.ndarray, k: int
+) -> np.ndarray:
+    """The smoother itself (see :func:`lowess_at`).
 
     Each point uses its k nearest neighbours in x (a contiguous window of the sorted
     xs, found by binary search), weights (1 − (d/h)³)³ with h the distance to the
@@ -503,7 +516,7 @@ def smoothed_calibration(
     grid = np.unique(xs)
     if len(grid) > _LOWESS_GRID:
         grid = np.unique(np.quantile(xs, np.linspace(0.0, 1.0, _LOWESS_GRID)))
-    fitted = np.clip(_lowess_at(xs, ys, grid, k), 0.0, 1.0)
+    fitted = np.clip(lowess_at(xs, ys, grid, k), 0.0, 1.0)
     return np.interp(p_arr, grid, fitted)
 
 

@@ -268,6 +268,7 @@ def train(
                         events_test=int(y_test.sum()),
                         report=evaluation.report,
                         uncertainty_method=band_description(model),
+                        selected_hyperparameters=model.metadata.get("hyperparameters"),
                     ),
                 )
         step("logged to MLflow")

@@ -219,29 +219,44 @@ def _safe(fn: Callable[[np.ndarray, np.ndarray], float]) -> Callable[..., float]
 
     def wrapped(y_true: np.ndarray, y_pred: np.ndarray) -> float:
         try:
-            return float(fn(np.asarray(y_true), np.asarray(y_pred)))
+            return float(fn(y_true, y_pred))
         except ValueError:
             return math.nan
 
     return wrapped
 
 
-def _subgroup_callables(threshold: float) -> dict[str, Callable[..., float]]:
-    def gate(key: str) -> Callable[[np.ndarray, np.ndarray], float]:
-        return lambda y, p: m.threshold_metrics(y, p, threshold)[key]
+def _group_metrics(threshold: float) -> Callable[..., dict[str, float]]:
+    """One MetricFrame callable returning every subgroup value as a dict.
 
-    return {
-        "n": lambda y, p: float(len(y)),
-        "events": lambda y, p: float(np.sum(y)),
-        "auroc": _safe(m.auroc),
-        "brier": _safe(m.brier),
-        "citl": _safe(m.calibration_in_the_large),
-        "mean_predicted": _safe(lambda y, p: float(np.mean(p))),
-        "observed_rate": _safe(lambda y, p: float(np.mean(y))),
-        "n_above_gate": lambda y, p: float(np.sum(p > threshold)),
-        "sensitivity_at_gate": _safe(gate("sensitivity")),
-        "ppv_at_gate": _safe(gate("ppv")),
-    }
+    fairlearn converts the rows of each group element by element before every
+    metric call, so ten separate callables cost ten passes (2.4 s of a 2.5 s
+    report at 20,000 patients); one callable returning a dict costs one.
+    """
+    auroc = _safe(m.auroc)
+    brier = _safe(m.brier)
+    citl = _safe(m.calibration_in_the_large)
+
+    def compute(y_true: ArrayLike, y_pred: ArrayLike) -> dict[str, float]:
+        y = np.asarray(y_true, dtype=float)
+        p = np.asarray(y_pred, dtype=float)
+        if len(y) == 0:  # pragma: no cover - fairlearn never passes empty groups
+            return {"n": 0.0, "events": 0.0}
+        gate = m.threshold_metrics(y, p, threshold)
+        return {
+            "n": float(len(y)),
+            "events": float(y.sum()),
+            "auroc": auroc(y, p),
+            "brier": brier(y, p),
+            "citl": citl(y, p),
+            "mean_predicted": float(p.mean()),
+            "observed_rate": float(y.mean()),
+            "n_above_gate": gate["n_above"],
+            "sensitivity_at_gate": gate["sensitivity"],
+            "ppv_at_gate": gate["ppv"],
+        }
+
+    return compute
 
 
 def _masked(count: int, min_cell: int) -> int | str:
@@ -264,7 +279,8 @@ def _subgroup_row(
     n = int(values["n"]) if values else 0
     events = int(values["events"]) if values else 0
     row: dict[str, Any] = {"attribute": attribute, "group": group}
-    suppressed = min(n, events, n - events) < min_cell
+    # A group nobody falls in has nothing to show, whatever min_cell is.
+    suppressed = values is None or min(n, events, n - events) < min_cell
     if suppressed:
         row["n"] = _masked(n, min_cell)
         row["events"] = _masked(events, min_cell) if events < min_cell else None
@@ -292,7 +308,7 @@ def subgroup_table(
     """Performance by sex (female, male) and age band, with small-cell suppression.
 
     Each attribute is a separate fairlearn ``MetricFrame`` (marginal groups, not
-    their intersections) over custom metric callables. Every fixed group gets a
+    their intersections) over one custom metric callable. Every fixed group gets a
     row, also when no patient falls in it (then n = 0 and suppressed).
 
     Args:
@@ -315,20 +331,20 @@ def subgroup_table(
     if unknown:
         raise ValueError(f"sex must be 'female' or 'male'; found {unknown[:5]}")
     bands = age_band(_vector("age_years", age_years, len(y)))
-    callables = _subgroup_callables(threshold)
+    metrics = {"values": _group_metrics(threshold)}
     rows: list[dict[str, Any]] = []
     for attribute, labels, groups in (
         ("sex", sex_arr, SEX_GROUPS),
         ("age_band", bands, AGE_BANDS),
     ):
-        frame = MetricFrame(
-            metrics=callables,
+        by_group = MetricFrame(
+            metrics=metrics,
             y_true=y,
             y_pred=p,
             sensitive_features={attribute: labels},
-        ).by_group
+        ).by_group["values"]
         for group in groups:
-            values = frame.loc[group].to_dict() if group in frame.index else None
+            values = by_group.loc[group] if group in by_group.index else None
             rows.append(_subgroup_row(attribute, group, values, min_cell))
     return rows
 
@@ -484,6 +500,33 @@ def build_report(
         ValueError: invalid inputs (see :func:`training.metrics.classification_report`),
             only one of band_low / band_high, or band_low > band_high.
     """
+    return _build_report(
+        y,
+        p,
+        sex=sex,
+        age_years=age_years,
+        true_risk=true_risk,
+        band_low=band_low,
+        band_high=band_high,
+        threshold=threshold,
+        thresholds=thresholds,
+        min_cell=min_cell,
+    )
+
+
+def _build_report(
+    y: ArrayLike,
+    p: ArrayLike,
+    *,
+    sex: ArrayLike,
+    age_years: ArrayLike,
+    true_risk: ArrayLike | None,
+    band_low: ArrayLike | None,
+    band_high: ArrayLike | None,
+    threshold: float,
+    thresholds: Sequence[float],
+    min_cell: int,
+) -> dict[str, Any]:
     t = float(threshold)
     summary_raw = m.classification_report(y, p, t)  # validates y, p and threshold
     y_arr = np.asarray(y, dtype=float)
