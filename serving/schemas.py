@@ -29,5 +29,19 @@ class RiskPrediction(BaseModel):
         "risk > 50 %)."
     )
     gate_threshold: float = Field(description="The gate: risk must exceed this.")
+    risk_band_low: float | None = Field(
+        default=None,
+        description="Lower end of the model's uncertainty band for risk_2y (0-1); "
+        "null if the model has no band.",
+    )
+    risk_band_high: float | None = Field(
+        default=None, description="Upper end of the uncertainty band (0-1)."
+    )
+    needs_review: bool = Field(
+        default=False,
+        description="True when the band straddles the gate (low ≤ gate < high): the "
+        "risk cannot be told apart from the threshold, so a clinician must review "
+        "instead of the gate deciding.",
+    )
     model_name: str = Field(description="Registered model name.")
     model_version: str = Field(description="Registered model version served.")

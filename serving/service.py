@@ -71,16 +71,22 @@ class LNRiskService:
     # Shared logic lives in plain methods: one @bentoml.api must never call another.
     def _predict(self, patients: list[PatientRecord]) -> list[RiskPrediction]:
         assert self.model is not None
-        risks = self.model.predict_proba(records_to_features(patients))
+        features = records_to_features(patients)
+        risks = self.model.predict_proba(features)
         gate = self.model.gate_threshold
+        band = self.model.predict_band(features)
+        lows, highs = band if band is not None else ([None] * len(risks),) * 2
         return [
             RiskPrediction(
                 patient_id=p.patient_id,
                 risk_2y=float(r),
                 passes_gate=bool(r > gate),
                 gate_threshold=gate,
+                risk_band_low=None if lo is None else float(lo),
+                risk_band_high=None if hi is None else float(hi),
+                needs_review=lo is not None and bool(lo <= gate < hi),
                 model_name=self.model_name,
                 model_version=self.model_version,
             )
-            for p, r in zip(patients, risks, strict=True)
+            for p, r, lo, hi in zip(patients, risks, lows, highs, strict=True)
         ]

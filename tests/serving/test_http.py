@@ -61,8 +61,15 @@ def test_predict_risk_one_and_many(client: TestClient, imported) -> None:
         records_to_features([PatientRecord(**PATIENT), PatientRecord(sex="female")])
     )
     np.testing.assert_allclose([b["risk_2y"] for b in body], expected, rtol=1e-6)
+    low, high = model.predict_band(
+        records_to_features([PatientRecord(**PATIENT), PatientRecord(sex="female")])
+    )
+    np.testing.assert_allclose([b["risk_band_low"] for b in body], low, rtol=1e-6)
+    np.testing.assert_allclose([b["risk_band_high"] for b in body], high, rtol=1e-6)
     for b in body:
         assert b["passes_gate"] == (b["risk_2y"] > 0.5)
+        assert b["risk_band_low"] <= b["risk_band_high"]
+        assert b["needs_review"] == (b["risk_band_low"] <= 0.5 < b["risk_band_high"])
         assert b["model_name"] == "ln-risk"
         assert b["model_version"] == imported.mlflow_version
 
