@@ -145,7 +145,7 @@ def _metrics_table(
     table.add_column("metric")
     if before is not None:
         table.add_column("before", justify="right")
-    table.add_column("model", justify="right")
+    table.add_column("model" if before is None else "after", justify="right")
     has_oracle = metrics.get("oracle_auroc") == metrics.get("oracle_auroc")  # not NaN
     if has_oracle and before is None:
         table.add_column("true risk (oracle)", justify="right")
@@ -218,7 +218,7 @@ def recalibrate(
     except (CohortValidationError, FileNotFoundError, ValueError, LookupError) as exc:
         _fail(str(exc))
     _metrics_table(
-        f"recalibrated v{result.model_version} ({method}), held-back half",
+        f"recalibrated v{result.model_version} ({method}), on the held-back part",
         result.metrics,
         before=result.before,
     )
@@ -256,7 +256,7 @@ def promote(
         f"({decision.evaluated_on})"
     )
     for check in decision.checks:
-        console.print(f"  {check}")
+        console.print(f"  {check}", markup=False)
     verdict = "PROMOTED" if decision.promote else "REFUSED (champion unchanged)"
     if dry_run:
         verdict = "dry run: " + (

@@ -130,6 +130,12 @@ def held_out_of_run(run_id: str) -> tuple[pd.DataFrame, str]:
         cohort = read_cohort(source)
     cohort = validate_cohort(cohort)
     params = run.data.params
+    needed = ("seed", "split.test_fraction", "split.stratify")
+    if any(key not in params for key in needed):
+        raise ValueError(
+            f"run {run_id[:8]} does not record how its test set was split "
+            f"({', '.join(needed)}); pass --cohort to evaluate on a file"
+        )
     _, test = split_by_patient(
         cohort,
         float(params["split.test_fraction"]),

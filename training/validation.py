@@ -183,7 +183,14 @@ def recalibrate_registered(
             }
         )
         mlflow.log_params(
-            {"recalibration.method": method, "recalibration.fit_fraction": fit_fraction}
+            {
+                "recalibration.method": method,
+                "recalibration.fit_fraction": fit_fraction,
+                # how the held-back half was drawn, so the promotion gate can rebuild it
+                "seed": config.seed,
+                "split.test_fraction": 1 - fit_fraction,
+                "split.stratify": True,
+            }
         )
         mlflow.log_metrics(after.metrics)
         mlflow.log_metrics({f"before_{k}": v for k, v in before.metrics.items()})
