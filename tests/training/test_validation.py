@@ -69,3 +69,17 @@ def test_recalibration_on_a_shifted_cohort_improves_ici(
         model.predict_proba(frame_to_features(fresh)),
     )
     assert ici < 0.03
+
+
+def test_a_recalibrated_challenger_can_face_the_gate(
+    trained, small_config, shifted
+) -> None:
+    from training.promote import promote
+
+    result = recalibrate_registered(small_config, "champion", shifted, "intercept")
+    assert result.alias == "challenger"
+    decision = promote(small_config, dry_run=True)  # rebuilds the held-back half
+    assert decision.challenger_version == result.new_version
+    assert decision.n_patients == 4000
+    champion = MlflowClient().get_model_version_by_alias("ln-risk", "champion")
+    assert str(champion.version) == decision.champion_version  # dry run moved nothing
