@@ -91,6 +91,25 @@ class LNRiskModel:
         """Calibrated 2-year risk, one probability per row."""
         return self.calibration.apply(self.margin(features))
 
+    def contributions(self, features: np.ndarray) -> np.ndarray:
+        """Each feature's additive contribution to the margin (log-odds), per row.
+
+        XGBoost: exact TreeSHAP values (``pred_contribs``). Logistic: coefficient ×
+        standardised term, summed over the terms built on each feature. The last
+        column is the bias, so each row sums to the margin.
+        """
+        features = np.asarray(features, dtype=np.float32)
+        if self.booster is not None:
+            dm = xgb.DMatrix(features, feature_names=list(self.feature_names))
+            return np.asarray(self.booster.predict(dm, pred_contribs=True))
+        assert self.linear is not None
+        index = {name: j for j, name in enumerate(self.feature_names)}
+        out = np.zeros((features.shape[0], len(self.feature_names) + 1))
+        out[:, -1] = self.linear.intercept
+        for term, coef in zip(self.linear.terms, self.linear.coef, strict=True):
+            out[:, index[term.feature]] += coef * term.column(features, index)
+        return out
+
     def predict_band(
         self, features: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray] | None:

@@ -45,3 +45,52 @@ class RiskPrediction(BaseModel):
     )
     model_name: str = Field(description="Registered model name.")
     model_version: str = Field(description="Registered model version served.")
+
+
+class Contribution(BaseModel):
+    """One predictor's push on this patient's risk."""
+
+    feature: str = Field(description="Model input (PatientRecord field, or 'male').")
+    description: str = Field(description="What the field is, in clinical words.")
+    unit: str
+    value: float | None = Field(description="The patient's value (null = missing).")
+    log_odds: float = Field(
+        description="Additive contribution to the log-odds of 2-year LN (SHAP)."
+    )
+    direction: str = Field(description="'raises' or 'lowers' the risk.")
+
+
+class Explanation(BaseModel):
+    """The top contributors to one patient's risk."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    patient_id: str | None
+    risk_2y: float
+    baseline_log_odds: float = Field(description="The model's average log-odds.")
+    contributions: list[Contribution]
+    model_name: str
+    model_version: str
+
+
+class ModelInfo(BaseModel):
+    """Which model answers, where it came from and how good it was."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    model_name: str
+    model_version: str
+    alias: str | None
+    kind: str
+    mlflow_run_id: str | None
+    data_digest: str | None
+    calibration: str
+    gate_threshold: float
+    band_level: float | None
+    headline_metrics: dict[str, float] = Field(
+        description="Held-out metrics of the training run (AUROC, calibration, gate)."
+    )
+    criteria_version: str | None = Field(
+        default=None, description="Eligibility criteria version (none served yet)."
+    )
+    disclaimer: str = DISCLAIMER

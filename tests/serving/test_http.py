@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,14 +25,6 @@ PATIENT = {
     "urine_protein_g_24h": 0.4,
     "hydroxychloroquine_current": False,
 }
-
-
-@pytest.fixture(scope="module")
-def client(imported) -> Iterator[TestClient]:
-    from serving.service import LNRiskService
-
-    with TestClient(LNRiskService.to_asgi()) as c:
-        yield c
 
 
 def test_ready_and_docs(client: TestClient) -> None:
