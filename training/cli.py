@@ -269,6 +269,73 @@ def promote(
         raise typer.Exit(1)
 
 
+@app.command()
+def screen(
+    input_path: Annotated[
+        Path, typer.Option("--input", help="Patients (.parquet/.csv).")
+    ],
+    screening_date: Annotated[
+        str, typer.Option(help="Day 0 for ages and wash-outs, YYYY-MM-DD.")
+    ],
+    out: Annotated[Path, typer.Option(help="Folder for screening.csv, attrition.csv.")],
+    model: Annotated[
+        str, typer.Option(help="Registered alias or version giving the risk.")
+    ] = "champion",
+    criteria: Annotated[
+        Path | None, typer.Option(help="Criteria YAML (default: NCT05585671).")
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Score risk with a registered model, apply the trial's rules, write results."""
+    from datetime import date
+
+    from rich.progress import Progress
+
+    from data_schema import CohortValidationError
+    from eligibility import DEFAULT_CRITERIA_PATH, CriteriaError, load_criteria
+    from training import tracking
+    from training.config import load_config
+    from training.screening import (
+        load_screening_cohort,
+        screen_population,
+        write_results,
+    )
+
+    try:
+        day = date.fromisoformat(screening_date)
+    except ValueError:
+        _fail(f"--screening-date {screening_date!r} is not YYYY-MM-DD")
+    try:
+        rules = load_criteria(criteria or DEFAULT_CRITERIA_PATH)
+        cohort = load_screening_cohort(input_path)
+    except (CriteriaError, CohortValidationError, FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    tracking.configure()
+    cfg = load_config()
+    try:
+        risk_model, version = tracking.load_registered(
+            cfg.tracking.registered_model, model
+        )
+    except LookupError as exc:
+        _fail(str(exc))
+    with Progress(disable=not progress, console=console) as bar:
+        task = bar.add_task("screening", total=len(cohort))
+        result = screen_population(
+            risk_model,
+            cohort,
+            day,
+            rules,
+            progress=lambda k: bar.update(task, advance=k),
+        )
+    paths = write_results(result, out)
+    counts = result.per_patient["status"].value_counts().to_dict()
+    console.print(
+        f"{len(cohort):,} patients screened with {cfg.tracking.registered_model} "
+        f"v{version.version} and {rules.criteria_version}: {counts}"
+    )
+    console.print(f"wrote {', '.join(str(p) for p in paths)}")
+
+
 @app.command("import-model")
 def import_model(
     name: Annotated[

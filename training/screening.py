@@ -1,0 +1,87 @@
+"""Population screening: the champion's risk, then the trial's rules, for a whole file.
+
+``lnrisk screen`` scores every patient with the registered model (risk and uncertainty
+band), applies the eligibility criteria column-wise (:func:`eligibility.screen_frame`,
+the same decisions as the single-patient path), and writes a per-patient CSV and the
+attrition table. Research screening support, not a diagnostic device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from data_schema import frame_to_features, validate_cohort
+from eligibility import TrialCriteria, attrition_table, screen_frame
+from riskmodel import LNRiskModel
+
+CHUNK = 5_000  # patients per progress step
+
+
+@dataclass(frozen=True)
+class ScreeningResult:
+    per_patient: pd.DataFrame
+    attrition: pd.DataFrame
+
+
+def screen_population(
+    model: LNRiskModel,
+    cohort: pd.DataFrame,
+    screening_date: date,
+    criteria: TrialCriteria,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> ScreeningResult:
+    """Risk, band and every criterion for each patient of a validated cohort table.
+
+    Args:
+        model: the model whose risk feeds the gate.
+        cohort: a table that passed :func:`data_schema.validate_cohort`.
+        screening_date: day 0 for ages and wash-out windows.
+        criteria: from :func:`eligibility.load_criteria`.
+        progress: called with the number of patients done after each chunk.
+    """
+    parts = []
+    for start in range(0, len(cohort), CHUNK):
+        chunk = cohort.iloc[start : start + CHUNK]
+        X = frame_to_features(chunk, as_of=screening_date)
+        risk = model.predict_proba(X)
+        band = model.predict_band(X)
+        bands = None if band is None else np.column_stack(band)
+        screened = screen_frame(chunk, risk, bands, screening_date, criteria)
+        if band is not None:
+            screened.insert(2, "risk_band_low", band[0])
+            screened.insert(3, "risk_band_high", band[1])
+        parts.append(screened)
+        if progress:
+            progress(len(chunk))
+    per_patient = pd.concat(parts) if parts else pd.DataFrame()
+    if "patient_id" in cohort:
+        per_patient.insert(0, "patient_id", cohort["patient_id"].to_numpy())
+    return ScreeningResult(per_patient, attrition_table(per_patient, criteria))
+
+
+def write_results(result: ScreeningResult, out_dir: str | Path) -> list[Path]:
+    """``screening.csv`` (one row per patient) and ``attrition.csv``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    table = result.per_patient.copy()
+    for col in ("missing_fields", "to_confirm"):
+        if col in table:
+            table[col] = table[col].map(lambda v: ";".join(v) if v else "")
+    paths = [out / "screening.csv", out / "attrition.csv"]
+    table.to_csv(paths[0], index=False)
+    result.attrition.to_csv(paths[1], index=False)
+    return paths
+
+
+def load_screening_cohort(path: str | Path) -> pd.DataFrame:
+    """Read and validate a patient file for screening (no outcome needed)."""
+    from training.pipeline import read_cohort
+
+    return validate_cohort(read_cohort(path))
