@@ -101,7 +101,7 @@ class LNRiskService:
         self,
         patient: PatientRecord,
         ctx: bentoml.Context,
-        top: Annotated[int, Field(ge=1, le=41)] = 8,
+        top: Annotated[int, Field(ge=1, le=len(model_features()))] = 8,
     ) -> Explanation:
         """The predictors that push this patient's risk up or down the most (SHAP).
 
