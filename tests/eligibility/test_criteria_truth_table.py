@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from eligibility.derived import ACR1997_ITEMS
+
 SCREENING = date(2026, 12, 1)  # = conftest.SCREENING
 
 
@@ -27,22 +29,7 @@ def exposed(stem: str, days: int | None) -> dict[str, Any]:
     }
 
 
-ACR_ALL_FALSE = {
-    name: False
-    for name in (
-        "acr_malar_rash",
-        "acr_discoid_rash",
-        "acr_photosensitivity",
-        "acr_oral_ulcers",
-        "acr_arthritis",
-        "acr_serositis",
-        "acr_renal_disorder",
-        "acr_neurologic_disorder",
-        "acr_hematologic_disorder",
-        "acr_immunologic_disorder",
-        "acr_antinuclear_antibody",
-    )
-}
+ACR_ALL_FALSE = dict.fromkeys(ACR1997_ITEMS, False)
 ACR_NAMES = list(ACR_ALL_FALSE)
 # A man of 40 (age_years only) with SCr 88.4 µmol/L = 1.0 mg/dL:
 # CrCl = (140 − 40) × weight / 72 → 60.0 mL/min at 43.2 kg, 59.9 at 43.128 kg.
