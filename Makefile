@@ -32,7 +32,15 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PY) -m pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $@
 
-setup: $(VENV)/.installed ## Create .venv and install pinned dependencies
+# The browser test (tests/test_mlflow_ui.py) drives Debian's headless Chromium.
+CHROMIUM ?= /usr/bin/chromium
+CHROMEDRIVER ?= /usr/bin/chromedriver
+$(CHROMEDRIVER):
+	@command -v apt-get >/dev/null || { echo "install chromium + chromedriver (needed by the browser test)"; exit 1; }
+	apt-get install -y -q chromium chromium-driver >/dev/null || \
+	  { apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null; }
+
+setup: $(VENV)/.installed $(CHROMEDRIVER) ## Create .venv, install pinned dependencies (+ Debian chromium for the browser test)
 
 serve: setup ## Train on the synthetic cohort if no champion exists, import it, serve on $(HOST):$(PORT)
 	$(LNRISK) train --if-no-champion
