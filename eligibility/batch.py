@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import date
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,6 @@ from numpy.typing import NDArray
 from eligibility.criteria import TrialCriteria
 from eligibility.derived import (
     ACR1997_ITEMS,
-    calendar_age_years,
     cockcroft_gault_ml_min,
 )
 from eligibility.rules import (
@@ -41,7 +41,7 @@ from eligibility.rules import (
 
 # Truth codes (same meaning as eligibility.rules.Truth).
 FALSE, TRUE, UNKNOWN, JUDGMENT = 0, 1, 2, 3
-_VERDICT = np.array(["not_met", "met", "unknown", "needs_judgment"], dtype=object)
+VERDICTS = ("not_met", "met", "unknown", "needs_judgment")  # indexed by truth code
 SMALL_CELL = 10
 """Counts below this are suppressed in shareable attrition tables (PLP convention)."""
 
@@ -50,45 +50,121 @@ Masks = dict[str, NDArray[np.bool_]]  # field → "reported missing" per row
 
 
 class _Columns:
-    """Typed access to a cohort table's columns; absent columns are all missing."""
+    """Typed access to a cohort table's columns; absent columns are all missing.
+
+    Conversions are cached per column: the criteria read some fields many times
+    (age feeds the age criterion and creatinine clearance).
+    """
 
     def __init__(self, df: pd.DataFrame, screening_date: date) -> None:
         self.df = df
         self.n = len(df)
         self.screening = pd.Timestamp(screening_date)
         self.screening_date = screening_date
+        self._cache: dict[tuple[str, str], Any] = {}
+
+    def _cached(self, kind: str, name: str, make: Callable[[], Any]) -> Any:
+        key = (kind, name)
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
 
     def na(self, name: str) -> NDArray[np.bool_]:
         if name not in self.df:
             return np.ones(self.n, dtype=bool)
-        return self.df[name].isna().to_numpy(dtype=bool)
+        return self._cached(
+            "na", name, lambda: self.df[name].isna().to_numpy(dtype=bool)
+        )
 
     def num(self, name: str) -> NDArray[np.float64]:
         if name not in self.df:
             return np.full(self.n, np.nan)
-        return pd.to_numeric(self.df[name]).astype("float64").to_numpy(na_value=np.nan)
+        return self._cached(
+            "num",
+            name,
+            lambda: (
+                pd.to_numeric(self.df[name]).astype("float64").to_numpy(na_value=np.nan)
+            ),
+        )
 
     def flag(self, name: str) -> NDArray[np.bool_]:
         """True where recorded true (missing → False; combine with :meth:`na`)."""
         if name not in self.df:
             return np.zeros(self.n, dtype=bool)
-        return self.df[name].fillna(False).to_numpy(dtype=bool)
+        return self._cached(
+            "flag", name, lambda: self.df[name].fillna(False).to_numpy(dtype=bool)
+        )
 
-    def obj(self, name: str) -> NDArray[np.object_]:
+    def text_compare(self, name: str, op: str, value: Any) -> NDArray[np.bool_]:
+        """``column <op> value`` for a text/category column (missing → False)."""
         if name not in self.df:
-            return np.full(self.n, None, dtype=object)
-        return (
-            self.df[name].astype(object).where(~self.df[name].isna(), None).to_numpy()
+            return np.zeros(self.n, dtype=bool)
+        column = self.df[name]
+        if op == "in":
+            hit = column.isin(list(value))
+        elif op in ("==", "!="):
+            hit = column == value if op == "==" else column != value
+        else:
+            hit = pd.Series(OPS[op](column.astype(object), value), index=column.index)
+        return hit.fillna(False).to_numpy(dtype=bool) & ~self.na(name)
+
+    def dates(self, name: str) -> NDArray[np.datetime64]:
+        """The column as ``datetime64[D]`` (NaT where missing)."""
+        return self._cached(
+            "dates",
+            name,
+            lambda: pd.to_datetime(self.df[name]).to_numpy(dtype="datetime64[D]"),
         )
 
     def days_since(self, name: str) -> NDArray[np.float64]:
         """Whole days from the date to the screening date (NaN if missing)."""
         if name not in self.df:
             return np.full(self.n, np.nan)
-        when = pd.to_datetime(self.df[name])
-        return (self.screening - when).dt.days.to_numpy(
-            dtype=np.float64, na_value=np.nan
-        )
+
+        def make() -> NDArray[np.float64]:
+            days = np.datetime64(self.screening_date, "D") - self.dates(name)
+            out = days.astype(np.float64)
+            out[np.isnat(days)] = np.nan
+            return out
+
+        return self._cached("days_since", name, make)
+
+
+def _birthdays(
+    month: NDArray[np.int64], day: NDArray[np.int64], year: NDArray[np.int64]
+) -> NDArray[np.datetime64]:
+    """Each birthday in ``year``; 29 February falls on 1 March in common years."""
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    shift = (month == 2) & (day == 29) & ~leap
+    month = np.where(shift, 3, month)
+    day = np.where(shift, 1, day)
+    first_of_month = (year - 1970).astype("datetime64[Y]").astype("datetime64[M]") + (
+        month - 1
+    ).astype("timedelta64[M]")
+    return first_of_month.astype("datetime64[D]") + (day - 1).astype("timedelta64[D]")
+
+
+def calendar_age_columns(
+    date_of_birth: NDArray[np.datetime64], on: date
+) -> NDArray[np.float64]:
+    """`eligibility.derived.calendar_age_years` for a column of dates (NaT → NaN)."""
+    dob = date_of_birth.astype("datetime64[D]")
+    missing = np.isnat(dob)
+    dob = np.where(missing, np.datetime64("2000-01-01"), dob)
+    year = dob.astype("datetime64[Y]").astype(np.int64) + 1970
+    month = dob.astype("datetime64[M]").astype(np.int64) % 12 + 1
+    day = (dob - dob.astype("datetime64[M]").astype("datetime64[D]")).astype(
+        np.int64
+    ) + 1
+    today = np.datetime64(on, "D")
+    years = on.year - year
+    years = years - (today < _birthdays(month, day, np.full_like(year, on.year)))
+    last = _birthdays(month, day, year + years)
+    following = _birthdays(month, day, year + years + 1)
+    age = years + (today - last).astype(np.float64) / (following - last).astype(
+        np.float64
+    )
+    return np.where(missing, np.nan, age)
 
 
 def _result(codes: Codes, masks: Masks) -> tuple[Codes, Masks]:
@@ -112,20 +188,16 @@ Interval = tuple[NDArray[np.float64], NDArray[np.float64], Masks]
 
 
 def _age(cols: _Columns) -> Interval:
-    dob = cols.obj("date_of_birth")
-    age = np.full(cols.n, np.nan)
-    has_dob = ~cols.na("date_of_birth")
-    if has_dob.any():
-        as_dates = pd.to_datetime(pd.Series(dob[has_dob])).dt.date
-        cache: dict[date, float] = {}
-        age[has_dob] = [
-            cache.setdefault(d, calendar_age_years(d, cols.screening_date))
-            for d in as_dates
-        ]
-    fallback = cols.num("age_years")
-    age = np.where(has_dob, age, fallback)
-    gone = np.isnan(age)
-    return age, age, {"date_of_birth": gone, "age_years": gone}
+    def make() -> Interval:
+        has_dob = ~cols.na("date_of_birth")
+        age = np.full(cols.n, np.nan)
+        if has_dob.any():
+            age = calendar_age_columns(cols.dates("date_of_birth"), cols.screening_date)
+        age = np.where(has_dob, age, cols.num("age_years"))
+        gone = np.isnan(age)
+        return age, age, {"date_of_birth": gone, "age_years": gone}
+
+    return cols._cached("derived", "age", make)
 
 
 def _acr(cols: _Columns) -> Interval:
@@ -143,7 +215,7 @@ def _crcl(cols: _Columns) -> Interval:
     weight, creat = cols.num("weight_kg"), cols.num("creatinine_umol_l")
     with np.errstate(invalid="ignore", divide="ignore"):
         base = cockcroft_gault_ml_min(age, weight, creat, female=False)
-    female = cols.obj("sex") == "female"
+    female = cols.text_compare("sex", "==", "female")
     crcl = np.where(female, base * 0.85, base)
     missing = {
         **age_missing,
@@ -271,11 +343,8 @@ def evaluate_frame(
                 )
             assert node.field is not None
             na = cols.na(node.field)
-            if node.op == "in":
-                values = cols.obj(node.field)
-                ok = np.array([v in node.value for v in values], dtype=bool)
-            elif isinstance(node.value, str):
-                ok = np.asarray(OPS[node.op](cols.obj(node.field), node.value), bool)
+            if node.op == "in" or isinstance(node.value, str):
+                ok = cols.text_compare(node.field, node.op, node.value)
             else:
                 with np.errstate(invalid="ignore"):
                     ok = np.asarray(OPS[node.op](cols.num(node.field), node.value))
@@ -359,8 +428,13 @@ def screen_frame(
             "to_confirm": to_confirm,
         }
     )
-    for c in criteria.criteria:
-        out[c.id] = _VERDICT[codes[c.id]]
+    verdicts = pd.DataFrame(
+        {
+            c.id: pd.Categorical.from_codes(codes[c.id], categories=VERDICTS)
+            for c in criteria.criteria
+        }
+    )
+    out = pd.concat([out, verdicts], axis=1)
     out.index = df.index
     return out
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
@@ -120,3 +120,30 @@ def test_derived_inputs_are_patient_record_fields() -> None:
         "alt_x_uln",
         "ast_x_uln",
     }
+
+
+def test_calendar_age_columns_equals_the_record_formula() -> None:
+    """The column-wise age is the same number as the one-record age, leap days too."""
+    import numpy as np
+
+    from eligibility.batch import calendar_age_columns
+    from eligibility.derived import calendar_age_years
+
+    births = [date(1960, 1, 1) + timedelta(days=d) for d in range(0, 23_000, 37)]
+    births += [
+        date(2000, 2, 29),
+        date(1996, 2, 29),
+        date(2008, 3, 1),
+        date(2008, 2, 28),
+    ]
+    for on in (
+        date(2026, 12, 1),
+        date(2028, 2, 29),
+        date(2027, 2, 28),
+        date(2027, 3, 1),
+    ):
+        column = np.array([*births, None], dtype="datetime64[D]")
+        got = calendar_age_columns(column, on)
+        want = [calendar_age_years(b, on) for b in births]
+        np.testing.assert_allclose(got[:-1], want, rtol=0, atol=1e-12)
+        assert np.isnan(got[-1])  # NaT → NaN
