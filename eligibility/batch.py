@@ -485,8 +485,8 @@ def attrition_table(
     )
     alive &= gate
     for c in criteria.criteria:
-        v = screened[c.id].to_numpy()
-        fails = v == ("met" if c.kind == "exclusion" else "not_met")
+        v = screened[c.id]
+        fails = (v == ("met" if c.kind == "exclusion" else "not_met")).to_numpy(bool)
         rows.append(
             {
                 "step": c.id,
@@ -494,8 +494,8 @@ def attrition_table(
                 "remaining": int((alive & ~fails).sum()),
                 "ruled_out_here": int((alive & fails).sum()),
                 "fails": int(fails.sum()),
-                "unknown": int((v == "unknown").sum()),
-                "needs_judgment": int((v == "needs_judgment").sum()),
+                "unknown": int((v == "unknown").to_numpy(bool).sum()),
+                "needs_judgment": int((v == "needs_judgment").to_numpy(bool).sum()),
             }
         )
         alive &= ~fails

@@ -46,3 +46,35 @@ def test_screen_rejects_a_bad_date(tmp_path) -> None:
     )  # fmt: skip
     assert result.exit_code == 2
     assert "YYYY-MM-DD" in result.output
+
+
+def test_band_is_computed_where_it_can_change_the_decision(
+    trained, small_config
+) -> None:
+    """Default: band above the gate only; `all`: everyone; decisions identical."""
+    from datetime import date
+
+    import numpy as np
+
+    from data_schema import validate_cohort
+    from eligibility import load_criteria
+    from training import tracking
+    from training.screening import screen_population
+
+    model, _ = tracking.load_registered(
+        small_config.tracking.registered_model, "champion"
+    )
+    cohort = validate_cohort(generate_cohort(n=3000, seed=607, incidence=0.3))
+    day, rules = date(2026, 12, 1), load_criteria()
+    lazy = screen_population(model, cohort, day, rules).per_patient
+    full = screen_population(model, cohort, day, rules, band_for="all").per_patient
+    above = lazy["risk"] > 0.5
+    assert above.any() and (~above).any()
+    assert lazy.loc[above, "risk_band_low"].notna().all()
+    assert lazy.loc[~above, "risk_band_low"].isna().all()
+    assert full["risk_band_low"].notna().all()
+    np.testing.assert_allclose(
+        lazy.loc[above, ["risk_band_low", "risk_band_high"]],
+        full.loc[above, ["risk_band_low", "risk_band_high"]],
+    )
+    assert (lazy["status"] == full["status"]).all()
