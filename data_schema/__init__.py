@@ -9,6 +9,7 @@ from data_schema.features import (
     frame_to_features,
     frame_to_records,
     records_to_features,
+    records_to_frame,
 )
 from data_schema.fields import (
     FieldSpec,
@@ -40,5 +41,6 @@ __all__ = [
     "frame_to_records",
     "model_features",
     "records_to_features",
+    "records_to_frame",
     "validate_cohort",
 ]

@@ -13,8 +13,10 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from data_schema.fields import model_features
+from data_schema.fields import field_specs, model_features
 from data_schema.patient import PatientRecord
+
+_UNIX_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 DAYS_PER_YEAR = 365.25
 
@@ -112,3 +114,34 @@ def frame_to_records(df: pd.DataFrame) -> list[PatientRecord]:
         )
         for row in df[fields].itertuples(index=False, name=None)
     ]
+
+
+def records_to_frame(records: Sequence[PatientRecord]) -> pd.DataFrame:
+    """A cohort table of validated records: one typed column per field.
+
+    For the column-wise eligibility path on records that arrived as JSON (a service
+    request); the records are already validated, so no coercion is repeated. Numbers
+    become float64 (NaN = missing), counts nullable integers, flags nullable
+    booleans, dates ``datetime64`` (NaT), categories and text objects (None).
+    """
+    rows = [r.__dict__ for r in records]  # pydantic keeps field values here
+    columns: dict[str, object] = {}
+    for spec in field_specs().values():
+        values = [row[spec.name] for row in rows]
+        missing = np.array([v is None for v in values], dtype=bool)
+        if spec.kind == "float":
+            columns[spec.name] = np.array(values, dtype=np.float64)
+        elif spec.kind == "int":
+            columns[spec.name] = pd.array(values, dtype="Int64")
+        elif spec.kind == "bool":
+            truth = np.array([v is True for v in values], dtype=bool)
+            columns[spec.name] = pd.arrays.BooleanArray(truth, missing)
+        elif spec.kind == "date":
+            # via day ordinals: ~20x faster than numpy parsing date objects
+            days = np.array([0 if v is None else v.toordinal() for v in values])
+            stamps = (days - _UNIX_EPOCH_ORDINAL).astype("datetime64[D]")
+            stamps[missing] = np.datetime64("NaT")
+            columns[spec.name] = stamps
+        else:
+            columns[spec.name] = np.array(values, dtype=object)
+    return pd.DataFrame(columns)

@@ -42,6 +42,7 @@ from eligibility.rules import (
 # Truth codes (same meaning as eligibility.rules.Truth).
 FALSE, TRUE, UNKNOWN, JUDGMENT = 0, 1, 2, 3
 VERDICTS = ("not_met", "met", "unknown", "needs_judgment")  # indexed by truth code
+VERDICT_DTYPE = pd.CategoricalDtype(list(VERDICTS))
 SMALL_CELL = 10
 """Counts below this are suppressed in shareable attrition tables (PLP convention)."""
 
@@ -430,13 +431,21 @@ def screen_frame(
     )
     verdicts = pd.DataFrame(
         {
-            c.id: pd.Categorical.from_codes(codes[c.id], categories=VERDICTS)
+            c.id: pd.Categorical.from_codes(codes[c.id], dtype=VERDICT_DTYPE)
             for c in criteria.criteria
         }
     )
     out = pd.concat([out, verdicts], axis=1)
     out.index = df.index
     return out
+
+
+def _verdict_codes(column: pd.Series) -> Codes:
+    """Truth codes of a verdict column (categorical from screen_frame, or text)."""
+    if isinstance(column.dtype, pd.CategoricalDtype) and column.dtype == VERDICT_DTYPE:
+        return column.cat.codes.to_numpy()
+    lookup = {v: i for i, v in enumerate(VERDICTS)}
+    return np.array([lookup[v] for v in column], dtype=np.int8)
 
 
 def attrition_table(
@@ -485,8 +494,8 @@ def attrition_table(
     )
     alive &= gate
     for c in criteria.criteria:
-        v = screened[c.id]
-        fails = (v == ("met" if c.kind == "exclusion" else "not_met")).to_numpy(bool)
+        v = _verdict_codes(screened[c.id])
+        fails = v == (TRUE if c.kind == "exclusion" else FALSE)
         rows.append(
             {
                 "step": c.id,
@@ -494,8 +503,8 @@ def attrition_table(
                 "remaining": int((alive & ~fails).sum()),
                 "ruled_out_here": int((alive & fails).sum()),
                 "fails": int(fails.sum()),
-                "unknown": int((v == "unknown").to_numpy(bool).sum()),
-                "needs_judgment": int((v == "needs_judgment").to_numpy(bool).sum()),
+                "unknown": int((v == UNKNOWN).sum()),
+                "needs_judgment": int((v == JUDGMENT).sum()),
             }
         )
         alive &= ~fails

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import date
+from typing import Any, Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 DISCLAIMER = (
     "Research screening support for trial NCT05585671. Not a diagnostic device: "
     "a clinician decides eligibility."
 )
+CRITERIA_VERSION_HELP = (
+    "Eligibility criteria loaded by the service: <trial>@<version>+sha256:<hash of "
+    "the criteria file>."
+)
+Status = Literal["eligible", "ineligible", "needs_review"]
+Verdict = Literal["met", "not_met", "unknown", "needs_judgment"]
 
 
 class RiskPrediction(BaseModel):
@@ -45,6 +54,7 @@ class RiskPrediction(BaseModel):
     )
     model_name: str = Field(description="Registered model name.")
     model_version: str = Field(description="Registered model version served.")
+    criteria_version: str = Field(description=CRITERIA_VERSION_HELP)
 
 
 class Contribution(BaseModel):
@@ -71,6 +81,7 @@ class Explanation(BaseModel):
     contributions: list[Contribution]
     model_name: str
     model_version: str
+    criteria_version: str = Field(description=CRITERIA_VERSION_HELP)
 
 
 class ModelInfo(BaseModel):
@@ -90,7 +101,120 @@ class ModelInfo(BaseModel):
     headline_metrics: dict[str, float] = Field(
         description="Held-out metrics of the training run (AUROC, calibration, gate)."
     )
-    criteria_version: str | None = Field(
-        default=None, description="Eligibility criteria version (none served yet)."
-    )
+    criteria_trial: str = Field(description="Trial whose criteria are loaded.")
+    criteria_file: str = Field(description="File name of the criteria YAML.")
+    criteria_version: str = Field(description=CRITERIA_VERSION_HELP)
+    n_criteria: int = Field(description="Inclusion and exclusion criteria loaded.")
     disclaimer: str = DISCLAIMER
+
+
+class CriterionResult(BaseModel):
+    """The verdict on one criterion for one patient, with what it rests on."""
+
+    id: str = Field(description="Stable criterion id from the criteria file.")
+    kind: Literal["inclusion", "exclusion"]
+    verdict: Verdict = Field(
+        description="met / not_met / unknown (a needed datum is missing) / "
+        "needs_judgment (only the investigator can decide). For an exclusion, "
+        "'met' means the patient HAS the excluding condition."
+    )
+    reason: str = Field(description="One sentence a coordinator can read.")
+    missing: list[str] = Field(
+        default_factory=list, description="Fields whose absence leaves it unknown."
+    )
+    evidence: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Fields, values, dates and derived values the verdict used.",
+    )
+
+
+class ScreeningDecision(BaseModel):
+    """One patient screened for NCT05585671: the risk gate first, then every rule."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    patient_id: str | None = Field(description="The patient_id sent, if any.")
+    status: Status = Field(
+        description="ineligible (risk ≤ gate, or a criterion fails) / needs_review "
+        "(no criterion fails but data are missing, or the risk band straddles the "
+        "gate) / eligible (to be confirmed at the screening visit). Missing data "
+        "never gives eligible."
+    )
+    reasons: list[str] = Field(description="Why, most decisive first.")
+    missing_fields: list[str] = Field(
+        description="What to obtain before a decision (needs_review)."
+    )
+    to_confirm: list[str] = Field(
+        description="Criterion ids only the screening visit can settle (investigator "
+        "judgment; consent or contraception not yet recorded)."
+    )
+    risk_2y: float = Field(ge=0, le=1, description="2-year LN risk (0-1).")
+    gate_threshold: float = Field(description="The gate: risk must exceed this.")
+    risk_band_low: float | None = Field(
+        default=None,
+        description="Uncertainty band of the risk (0-1). Computed only above the "
+        "gate, where it can change the decision (use predict_risk for the band of "
+        "any patient); null otherwise or if the model has no band.",
+    )
+    risk_band_high: float | None = None
+    screening_date: date = Field(description="Day 0 for ages and wash-out windows.")
+    verdicts: list[CriterionResult] = Field(description="Every criterion, in order.")
+    model_name: str
+    model_version: str
+    criteria_version: str = Field(description=CRITERIA_VERSION_HELP)
+    disclaimer: str = DISCLAIMER
+
+
+class PatientScreening(BaseModel):
+    """One patient's line of a batch screening (verdicts without evidence)."""
+
+    patient_id: str | None
+    status: Status
+    reasons: list[str] = Field(
+        description="The gate's reason, or the failing/undecided criterion ids."
+    )
+    missing_fields: list[str]
+    to_confirm: list[str]
+    risk_2y: float = Field(ge=0, le=1)
+    risk_band_low: float | None = Field(
+        default=None, description="As in `screen`: computed above the gate only."
+    )
+    risk_band_high: float | None = None
+    verdicts: dict[str, Verdict] = Field(description="Criterion id → verdict.")
+
+
+class AttritionStep(BaseModel):
+    """One step of the attrition table of a request.
+
+    Counts are not suppressed here: the same response holds every patient's
+    decision. Suppress small cells before sharing (``lnrisk screen`` does).
+    """
+
+    step: str = Field(description="'screened', the risk gate, then criterion ids.")
+    kind: str = Field(description="gate / inclusion / exclusion ('' for step 0).")
+    remaining: int = Field(description="Not yet ruled out after this step.")
+    ruled_out_here: int = Field(description="Ruled out by this step.")
+    fails: int = Field(description="Fail this criterion, among everyone.")
+    unknown: int = Field(description="Unknown on this criterion, among everyone.")
+    needs_judgment: int
+
+
+class BatchScreening(BaseModel):
+    """Many patients screened at once, and the attrition of the whole request."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    screening_date: date
+    patients: list[PatientScreening] = Field(description="In request order.")
+    attrition: list[AttritionStep]
+    counts: dict[Status, int] = Field(description="Patients per decision.")
+    model_name: str
+    model_version: str
+    criteria_version: str = Field(description=CRITERIA_VERSION_HELP)
+    disclaimer: str = DISCLAIMER
+
+
+class NoOp(BaseModel):
+    """The framework floor: the request was parsed and validated, nothing else."""
+
+    ok: bool = True

@@ -7,6 +7,8 @@
   line per request: time, request id, endpoint, model version, number of patients, a
   salted SHA-256 of the input, and the outcome counts — never identifiers or values.
   The salt is ``LNRISK_AUDIT_SALT`` or a random one kept beside the log (mode 0600).
+* Request bodies larger than ``LNRISK_MAX_BODY_MB`` (default 32 MB, room for the
+  10,000 patients a request may hold) get 413 before anything is parsed.
 * Rejected input is logged by field and error type only: pydantic's messages would
   otherwise print the offending values (and a bad ``patient_id``) into the server log.
 """
@@ -56,19 +58,89 @@ class APIKeyMiddleware:
         if offered and hmac.compare_digest(offered, api_key):
             await self.app(scope, receive, send)
             return
-        body = b'{"error":"unauthorized"}'
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"www-authenticate", b"Bearer"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
+        await _send_json(
+            send, 401, b'{"error":"unauthorized"}', [(b"www-authenticate", b"Bearer")]
         )
-        await send({"type": "http.response.body", "body": body})
+
+
+DEFAULT_MAX_BODY_MB = 32.0
+SYNC_SECONDS = 1.0  # audit log: fsync at most this often
+
+
+async def _send_json(send: Any, status: int, body: bytes, extra=()) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *extra,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodySizeLimitMiddleware:
+    """ASGI middleware: 413 for a body over the limit, declared or streamed.
+
+    A declared ``Content-Length`` over the limit is refused before reading. A body
+    without one (chunked) is read up to the limit first and then replayed to the
+    app, so the app never sees a truncated body.
+    """
+
+    def __init__(self, app: Any, max_bytes: int | None = None) -> None:
+        self.app = app
+        self._fixed = max_bytes
+
+    @property
+    def max_bytes(self) -> int:
+        if self._fixed is not None:
+            return self._fixed
+        mb = float(os.environ.get("LNRISK_MAX_BODY_MB") or DEFAULT_MAX_BODY_MB)
+        return int(mb * 1024 * 1024)
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_bytes
+        too_large = b'{"error":"request body too large","limit_bytes":%d}' % limit
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
+        if declared is not None:
+            if declared.isdigit() and int(declared) > limit:
+                await _send_json(send, 413, too_large)
+                return
+            await self.app(scope, receive, send)
+            return
+        if scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # client went away
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > limit:
+                await _send_json(send, 413, too_large)
+                return
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> dict:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 class AuditLog:
@@ -82,6 +154,8 @@ class AuditLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._salt = salt or os.environ.get("LNRISK_AUDIT_SALT") or self._stored_salt()
         self._lock = threading.Lock()
+        self._file: Any = None
+        self._dirty = False
 
     def _stored_salt(self) -> str:
         salt_file = self.path.with_suffix(".salt")
@@ -92,17 +166,45 @@ class AuditLog:
         return salt_file.read_text().strip()
 
     def input_hash(self, payload: Any) -> str:
+        """Salted SHA-256 of a JSON-able payload (keys sorted: order-independent)."""
         canonical = json.dumps(payload, sort_keys=True, default=str).encode()
-        return hmac.new(self._salt.encode(), canonical, hashlib.sha256).hexdigest()
+        return self.hash_bytes(canonical)
+
+    def hash_bytes(self, data: bytes) -> str:
+        """Salted SHA-256 of already-serialised input (e.g. pydantic's JSON)."""
+        return hmac.new(self._salt.encode(), data, hashlib.sha256).hexdigest()
 
     def write(self, **fields: Any) -> None:
+        """Append one line; it reaches the OS at once and the disk within a second.
+
+        Each line is one ``write`` to a file opened in append mode, so lines from
+        concurrent requests (or workers) never interleave. fsync per request cost
+        more than the whole screening, so a background thread syncs at most once a
+        second when something was written (power loss may lose that second; a
+        process crash or restart loses nothing).
+        """
         line = json.dumps(
             {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **fields}, sort_keys=True
         )
-        with self._lock, open(self.path, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        with self._lock:
+            if self._file is None:
+                self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+                threading.Thread(target=self._sync_loop, daemon=True).start()
+            self._file.write(line + "\n")
+            self._file.flush()
+            self._dirty = True
+
+    def sync(self) -> None:
+        """fsync what was written so far."""
+        with self._lock:
+            if self._file is not None and self._dirty:
+                os.fsync(self._file.fileno())
+                self._dirty = False
+
+    def _sync_loop(self) -> None:
+        while True:
+            time.sleep(SYNC_SECONDS)
+            self.sync()
 
 
 class _RedactValidationErrors(logging.Filter):

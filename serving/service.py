@@ -4,35 +4,66 @@ Research screening support for NCT05585671 — not a diagnostic device.
 
 Start it with ``bentoml serve serving.service:LNRiskService`` after ``lnrisk
 import-model`` has copied the champion into the BentoML model store.
+
+Environment:
+
+* ``LNRISK_CRITERIA`` — criteria YAML to screen with (default: NCT05585671's);
+* ``LNRISK_WORKERS`` — worker processes (default 2: on a 2-core machine two workers
+  with one XGBoost thread each beat one worker, and two threads each oversubscribe);
+* ``LNRISK_API_KEY``, ``LNRISK_AUDIT_LOG``, ``LNRISK_AUDIT_SALT`` — see
+  :mod:`serving.security`; ``LNRISK_MAX_BODY_MB`` — request body limit (default 32).
 """
 
 from __future__ import annotations
 
+import os
 import uuid
+from datetime import date
+from pathlib import Path
 from typing import Annotated
 
 import bentoml
 import numpy as np
-from pydantic import Field
+from pydantic import Field, TypeAdapter
 
 from data_schema import (
     PatientRecord,
     feature_description,
+    frame_to_features,
     model_features,
     records_to_features,
+    records_to_frame,
 )
+from eligibility import (
+    DEFAULT_CRITERIA_PATH,
+    Decision,
+    attrition_table,
+    load_criteria,
+    screen_frame,
+)
+from eligibility import screen as screen_patient
 from riskmodel import LNRiskModel
 from serving.schemas import (
     DISCLAIMER,
+    BatchScreening,
     Contribution,
     Explanation,
     ModelInfo,
+    NoOp,
     RiskPrediction,
+    ScreeningDecision,
 )
-from serving.security import APIKeyMiddleware, AuditLog, install_log_redaction
+from serving.security import (
+    APIKeyMiddleware,
+    AuditLog,
+    BodySizeLimitMiddleware,
+    install_log_redaction,
+)
 
 BENTO_MODEL_TAG = "ln-risk:latest"
 MAX_PATIENTS_PER_REQUEST = 10_000
+WORKERS = int(os.environ.get("LNRISK_WORKERS", "2"))
+_RECORDS_JSON = TypeAdapter(list[PatientRecord])  # one Rust call per request
 HEADLINE = ("auroc", "auroc_ci_low", "auroc_ci_high", "cal_slope", "ici", "brier")
 
 Patients = Annotated[
@@ -44,11 +75,22 @@ Patients = Annotated[
         "every field's unit and valid range).",
     ),
 ]
+ScreeningDate = Annotated[
+    date | None,
+    Field(
+        description="Day 0 for ages and every wash-out window (YYYY-MM-DD); "
+        "default: the server's current date."
+    ),
+]
+
+
+class StartupError(RuntimeError):
+    """The service cannot start: says what is missing and how to provide it."""
 
 
 @bentoml.service(
     name="ln-risk-service",
-    workers=1,
+    workers=WORKERS,
     traffic={"timeout": 60},
     logging={"access": {"enabled": False}},
     description=DISCLAIMER,
@@ -61,10 +103,28 @@ class LNRiskService:
 
     def __init__(self) -> None:
         self.model: LNRiskModel | None = None
+        self.criteria = None
         install_log_redaction()
-        # On an instance, BentoML has already resolved the class attribute to the
-        # stored model (a bentoml.Model); a missing model fails startup right here.
-        stored = self.bento_model
+        self.criteria_path = Path(
+            os.environ.get("LNRISK_CRITERIA") or DEFAULT_CRITERIA_PATH
+        )
+        try:
+            self.criteria = load_criteria(self.criteria_path)
+        except Exception as exc:
+            raise StartupError(
+                f"cannot load the eligibility criteria {self.criteria_path} "
+                f"(LNRISK_CRITERIA): {exc}"
+            ) from exc
+        self.gate = self.criteria.risk_gate.threshold
+        try:
+            # On an instance BentoML resolves the class attribute to the stored model.
+            stored = self.bento_model
+        except Exception as exc:
+            raise StartupError(
+                f"no model {BENTO_MODEL_TAG!r} in the BentoML store "
+                f"({os.environ.get('BENTOML_HOME', '~/bentoml')}): run `lnrisk "
+                "import-model` (or `make serve`, which trains one if none exists)"
+            ) from exc
         self.model = LNRiskModel.load(stored.path, expected_features=model_features())
         self.model.set_threads(1)
         self.meta = dict(stored.info.metadata)
@@ -73,7 +133,7 @@ class LNRiskService:
         self.audit = AuditLog()
 
     def __is_ready__(self) -> bool:
-        return self.model is not None
+        return self.model is not None and self.criteria is not None
 
     @bentoml.api
     def predict_risk(
@@ -109,6 +169,7 @@ class LNRiskService:
         support, not a diagnostic device.
         """
         assert self.model is not None
+        assert self.criteria is not None
         features = records_to_features([patient])
         contribs = self.model.contributions(features)[0]
         order = np.argsort(-np.abs(contribs[:-1]))[:top]
@@ -135,6 +196,7 @@ class LNRiskService:
             contributions=items,
             model_name=self.model_name,
             model_version=self.model_version,
+            criteria_version=self.criteria.criteria_version,
         )
 
     @bentoml.api
@@ -154,14 +216,174 @@ class LNRiskService:
             gate_threshold=self.model.gate_threshold,
             band_level=None if band is None else band.level,
             headline_metrics={k: float(metrics[k]) for k in HEADLINE if k in metrics},
+            criteria_trial=self.criteria.trial_id,
+            criteria_file=self.criteria_path.name,
+            criteria_version=self.criteria.criteria_version,
+            n_criteria=len(self.criteria.criteria),
         )
 
+    @bentoml.api
+    def screen(
+        self,
+        patient: PatientRecord,
+        ctx: bentoml.Context,
+        screening_date: ScreeningDate = None,
+    ) -> ScreeningDecision:
+        """Screen one patient for NCT05585671: the risk gate, then every criterion.
+
+        Returns the decision (eligible / ineligible / needs_review), the risk, and
+        every criterion's verdict with its reason and evidence. A patient with
+        missing data gets needs_review (listing what to obtain), never an error and
+        never eligible. Research screening support, not a diagnostic device.
+        """
+        assert self.model is not None and self.criteria is not None
+        day = screening_date or date.today()
+        features = records_to_features([patient], as_of=day)
+        risk = float(self.model.predict_proba(features)[0])
+        low, high = self._band(features, np.array([risk]))[0]
+        band = None if np.isnan(low) else (float(low), float(high))
+        decision = screen_patient(
+            patient, risk=risk, band=band, screening_date=day, criteria=self.criteria
+        )
+        self._audit(ctx, "screen", [patient], **{decision.status: 1})
+        return self._decision(patient, decision, day)
+
+    @bentoml.api
+    def screen_batch(
+        self,
+        patients: Patients,
+        ctx: bentoml.Context,
+        screening_date: ScreeningDate = None,
+    ) -> BatchScreening:
+        """Screen many patients (a site's registry) and count attrition.
+
+        The same decisions as ``screen``, computed column-wise; per patient the
+        verdicts come without evidence (call ``screen`` for one patient's evidence).
+        The attrition table counts the request's patients step by step in criterion
+        order. Research screening support, not a diagnostic device.
+        """
+        assert self.model is not None and self.criteria is not None
+        day = screening_date or date.today()
+        frame = records_to_frame(patients)
+        features = frame_to_features(frame, as_of=day)
+        risks = self.model.predict_proba(features)
+        bands = self._band(features, risks)
+        table = screen_frame(frame, risks, bands, day, self.criteria)
+        ids = [c.id for c in self.criteria.criteria]
+        verdicts = table[ids].astype(object).to_numpy()
+        columns = table[["status", "missing_fields", "to_confirm"]]
+        results = []
+        for i, (status, missing, confirm) in enumerate(columns.itertuples(index=False)):
+            verdict_of = dict(zip(ids, verdicts[i], strict=True))
+            results.append(
+                {
+                    "patient_id": patients[i].patient_id,
+                    "status": status,
+                    "reasons": self._batch_reasons(status, float(risks[i]), verdict_of),
+                    "missing_fields": missing,
+                    "to_confirm": confirm,
+                    "risk_2y": float(risks[i]),
+                    "risk_band_low": _float_or_none(bands[i, 0]),
+                    "risk_band_high": _float_or_none(bands[i, 1]),
+                    "verdicts": verdict_of,
+                }
+            )
+        counts = {s: 0 for s in ("eligible", "needs_review", "ineligible")}
+        counts.update(table["status"].value_counts().to_dict())
+        attrition = attrition_table(table, self.criteria, min_cell=1)
+        self._audit(ctx, "screen_batch", patients, **counts)
+        return BatchScreening.model_validate(
+            {
+                "screening_date": day,
+                "patients": results,
+                "attrition": attrition.to_dict("records"),
+                "counts": counts,
+                "model_name": self.model_name,
+                "model_version": self.model_version,
+                "criteria_version": self.criteria.criteria_version,
+            }
+        )
+
+    @bentoml.api
+    def noop(
+        self, patient: PatientRecord, screening_date: ScreeningDate = None
+    ) -> NoOp:
+        """Parse and validate a patient like ``screen``, then do nothing.
+
+        The framework's own cost per request, for the serving benchmark.
+        """
+        return NoOp()
+
     # Shared logic lives in plain methods: one @bentoml.api must never call another.
-    def _predict(self, patients: list[PatientRecord]) -> list[RiskPrediction]:
+    def _band(self, features: np.ndarray, risks: np.ndarray) -> np.ndarray:
+        """(n, 2) band, computed above the gate only (NaN elsewhere or no band).
+
+        At or below the gate a patient is ineligible whatever the band; the band
+        costs ten boosters' predictions, ~10x the risk itself.
+        """
         assert self.model is not None
+        out = np.full((len(risks), 2), np.nan)
+        above = risks > self.gate
+        if self.model.band is not None and above.any():
+            low, high = self.model.predict_band(features[above])  # type: ignore[misc]
+            out[above] = np.column_stack([low, high])
+        return out
+
+    def _decision(
+        self, patient: PatientRecord, decision: Decision, day: date
+    ) -> ScreeningDecision:
+        band = decision.band
+        # One validation of plain data in pydantic-core is ~3x faster than building
+        # 41 nested models in Python (measured: 0.055 vs 0.16 ms).
+        return ScreeningDecision.model_validate(
+            {
+                "patient_id": patient.patient_id,
+                "status": decision.status,
+                "reasons": decision.reasons,
+                "missing_fields": decision.missing_fields,
+                "to_confirm": decision.to_confirm,
+                "risk_2y": decision.risk,
+                "gate_threshold": self.gate,
+                "risk_band_low": None if band is None else band[0],
+                "risk_band_high": None if band is None else band[1],
+                "screening_date": day,
+                "verdicts": [
+                    {
+                        "id": v.id,
+                        "kind": v.kind,
+                        "verdict": v.verdict,
+                        "reason": v.reason,
+                        "missing": v.missing,
+                        "evidence": v.evidence,
+                    }
+                    for v in decision.verdicts
+                ],
+                "model_name": self.model_name,
+                "model_version": self.model_version,
+                "criteria_version": decision.criteria_version,
+            }
+        )
+
+    def _batch_reasons(
+        self, status: str, risk: float, verdicts: dict[str, str]
+    ) -> list[str]:
+        assert self.criteria is not None
+        if risk <= self.gate:
+            return [f"2-year LN risk {risk:.3f} ≤ gate {self.gate:g}"]
+        kinds = {c.id: c.kind for c in self.criteria.criteria}
+        if status == "ineligible":
+            return [
+                f"{cid}: {'met (excludes)' if kinds[cid] == 'exclusion' else 'not met'}"
+                for cid, v in verdicts.items()
+                if v == ("met" if kinds[cid] == "exclusion" else "not_met")
+            ]
+        return [f"{cid}: {v}" for cid, v in verdicts.items() if v == "unknown"]
+
+    def _predict(self, patients: list[PatientRecord]) -> list[RiskPrediction]:
+        assert self.model is not None and self.criteria is not None
         features = records_to_features(patients)
         risks = self.model.predict_proba(features)
-        gate = self.model.gate_threshold
+        gate = self.gate
         band = self.model.predict_band(features)
         lows, highs = band if band is not None else ([None] * len(risks),) * 2
         return [
@@ -175,6 +397,7 @@ class LNRiskService:
                 needs_review=lo is not None and bool(lo <= gate < hi),
                 model_name=self.model_name,
                 model_version=self.model_version,
+                criteria_version=self.criteria.criteria_version,
             )
             for p, r, lo, hi in zip(patients, risks, lows, highs, strict=True)
         ]
@@ -192,13 +415,17 @@ class LNRiskService:
             endpoint=endpoint,
             model_name=self.model_name,
             model_version=self.model_version,
-            criteria_version=None,
+            criteria_version=self.criteria.criteria_version if self.criteria else None,
             n_patients=len(patients),
-            input_sha256=self.audit.input_hash(
-                [p.model_dump(mode="json") for p in patients]
-            ),
+            input_sha256=self.audit.hash_bytes(_RECORDS_JSON.dump_json(patients)),
             **outcome,
         )
 
 
+def _float_or_none(x: float) -> float | None:
+    return None if np.isnan(x) else float(x)
+
+
+# Both answer before the body is parsed: 401 without a key, 413 when too large.
 LNRiskService.add_asgi_middleware(APIKeyMiddleware)
+LNRiskService.add_asgi_middleware(BodySizeLimitMiddleware)

@@ -88,3 +88,24 @@ def test_table_and_record_paths_give_the_same_features() -> None:
     np.testing.assert_array_equal(
         frame_to_features(table), records_to_features(records)
     )
+
+
+def test_records_to_frame_keeps_every_value_and_feature() -> None:
+    """Records → typed table: same features, same cells, missing stays missing."""
+    from datetime import date
+
+    from data_schema import frame_to_records, records_to_frame
+    from training.synthetic import generate_cohort
+
+    cohort = validate_cohort(generate_cohort(n=2000, seed=31))
+    records = frame_to_records(cohort)
+    # some patients known by date of birth only (age derived at the as-of date)
+    records[:50] = [r.model_copy(update={"age_years": None}) for r in records[:50]]
+    day = date(2026, 12, 1)
+    frame = records_to_frame(records)
+    np.testing.assert_array_equal(
+        frame_to_features(frame, as_of=day), records_to_features(records, as_of=day)
+    )
+    assert list(frame.columns) == list(PatientRecord.model_fields)
+    back = frame_to_records(frame)
+    assert back == records

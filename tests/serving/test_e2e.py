@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -29,21 +30,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(imported) -> Iterator[str]:
+@contextlib.contextmanager
+def serve(env: dict[str, str] | None = None, timeout: float = 90) -> Iterator[str]:
+    """`bentoml serve` of the service on a free loopback port, until /readyz is 200."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
         [sys.executable, "-m", "bentoml", "serve", "serving.service:LNRiskService",
          "--host", "127.0.0.1", "--port", str(port)],
         cwd=PROJECT,
-        env=os.environ.copy(),
+        env={**os.environ, **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 out = proc.stdout.read().decode() if proc.stdout else ""
@@ -55,7 +57,7 @@ def server(imported) -> Iterator[str]:
                 pass
             time.sleep(0.3)
         else:
-            pytest.fail("bentoml serve did not become ready within 90 s")
+            pytest.fail(f"bentoml serve did not become ready within {timeout:g} s")
         yield url
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -63,6 +65,12 @@ def server(imported) -> Iterator[str]:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def server(imported) -> Iterator[str]:
+    with serve() as url:
+        yield url
 
 
 def test_served_probability_equals_in_process_model(server: str, imported) -> None:
@@ -100,3 +108,160 @@ def test_health_and_metrics_endpoints(server: str) -> None:
     assert httpx.get(f"{server}/livez").status_code == 200
     assert httpx.get(f"{server}/readyz").status_code == 200
     assert "bentoml_service_request_total" in httpx.get(f"{server}/metrics").text
+
+
+def test_screen_over_http_equals_the_library(server: str, imported) -> None:
+    """The served `screen` decision is the library's, patient by patient."""
+    from datetime import date
+
+    import bentoml
+
+    from eligibility import load_criteria, screen
+    from training.synthetic import generate_cohort
+
+    model = LNRiskModel.load(
+        bentoml.models.get(imported.tag).path, expected_features=model_features()
+    )
+    criteria = load_criteria()
+    day = date(2026, 12, 1)
+    records = frame_to_records(generate_cohort(n=60, seed=321, incidence=0.35))
+    with httpx.Client(base_url=server, timeout=30) as http:
+        for record in records:
+            resp = http.post(
+                "/screen",
+                json={
+                    "patient": record.model_dump(mode="json", exclude_none=True),
+                    "screening_date": day.isoformat(),
+                },
+            )
+            assert resp.status_code == 200, resp.text
+            x = records_to_features([record], as_of=day)
+            risk = float(model.predict_proba(x)[0])
+            band = None
+            if risk > criteria.risk_gate.threshold:
+                low, high = model.predict_band(x)
+                band = (float(low[0]), float(high[0]))
+            want = screen(
+                record, risk=risk, band=band, screening_date=day, criteria=criteria
+            )
+            assert resp.json()["status"] == want.status
+            assert resp.json()["criteria_version"] == criteria.criteria_version
+
+
+def test_load_2000_requests_at_concurrency_32_without_errors(server: str) -> None:
+    """A bounded load test: every request answered 200 (no 503 shedding, no 5xx)."""
+    import asyncio
+
+    from training.synthetic import generate_cohort
+
+    bodies = [
+        {"patient": r.model_dump(mode="json", exclude_none=True)}
+        for r in frame_to_records(generate_cohort(n=200, seed=77))
+    ]
+
+    async def run() -> list[int]:
+        limit = asyncio.Semaphore(32)
+        async with httpx.AsyncClient(
+            base_url=server,
+            timeout=60,
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
+        ) as http:
+
+            async def one(i: int) -> int:
+                async with limit:
+                    path = "/screen" if i % 4 else "/predict_risk"
+                    body = bodies[i % len(bodies)]
+                    if path == "/predict_risk":
+                        body = {"patients": [body["patient"]]}
+                    return (await http.post(path, json=body)).status_code
+
+            return await asyncio.gather(*(one(i) for i in range(2000)))
+
+    codes = asyncio.run(run())
+    assert len(codes) == 2000
+    assert set(codes) == {200}, {c: codes.count(c) for c in set(codes)}
+
+
+def _fuzz(server: str, schema, mode, failures: list[str]) -> list[int]:
+    seen: list[int] = []
+
+    from hypothesis import HealthCheck, given, settings
+
+    @settings(
+        max_examples=150,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=schema.as_strategy(generation_mode=mode))
+    def check(case) -> None:
+        response = case.call(base_url=server, timeout=30)
+        seen.append(response.status_code)
+        if response.status_code >= 500:
+            failures.append(
+                f"{mode.value} {case.method} {case.path} -> "
+                f"{response.status_code}: {response.text[:300]}"
+            )
+
+    check()
+    return seen
+
+
+def test_openapi_fuzzing_never_gets_a_5xx(server: str) -> None:
+    """schemathesis over /docs.json: valid and invalid inputs, never a server error."""
+    import schemathesis
+    from schemathesis import GenerationMode
+
+    schema = schemathesis.openapi.from_url(f"{server}/docs.json")
+    failures: list[str] = []
+    valid = _fuzz(server, schema, GenerationMode.POSITIVE, failures)
+    invalid = _fuzz(server, schema, GenerationMode.NEGATIVE, failures)
+    assert not failures, "\n".join(failures[:10])
+    # the fuzzer really reached the endpoints: valid input answered, invalid refused
+    assert len(valid) >= 100 and len(invalid) >= 100
+    assert valid.count(200) >= 50
+    assert sum(400 <= c < 500 for c in invalid) >= 50
+
+
+def test_a_restart_keeps_the_audit_log_whole(imported, tmp_path) -> None:
+    """Two server lifetimes append to one log; every line is intact JSON."""
+    import json
+
+    log = tmp_path / "audit.jsonl"
+    env = {"LNRISK_AUDIT_LOG": str(log), "LNRISK_AUDIT_SALT": "test-salt"}
+    patient = {
+        "patient": {"patient_id": "MRN-000123", "sex": "female", "age_years": 33}
+    }
+    for _ in range(2):
+        with serve(env) as url:
+            for _ in range(5):
+                assert httpx.post(f"{url}/screen", json=patient, timeout=30).is_success
+    lines = log.read_text().splitlines()
+    assert len(lines) == 10
+    entries = [json.loads(line) for line in lines]
+    assert {e["endpoint"] for e in entries} == {"screen"}
+    assert len({e["input_sha256"] for e in entries}) == 1  # same salt, same input
+    assert all(e["criteria_version"].startswith("NCT05585671@") for e in entries)
+    assert "MRN-000123" not in log.read_text()
+
+
+def test_startup_names_what_is_missing(tmp_path) -> None:
+    """No criteria file, or no model in the store: the error says which and how."""
+    probe = "from serving.service import LNRiskService; LNRiskService()"
+    base = {**os.environ, "BENTOML_HOME": str(tmp_path / "empty-store")}
+    no_model = subprocess.run(
+        [sys.executable, "-c", probe], cwd=PROJECT, env=base,
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert no_model.returncode != 0
+    assert "no model 'ln-risk:latest' in the BentoML store" in no_model.stderr
+    assert "lnrisk import-model" in no_model.stderr
+    no_criteria = subprocess.run(
+        [sys.executable, "-c", probe], cwd=PROJECT,
+        env={**base, "LNRISK_CRITERIA": str(tmp_path / "missing.yaml")},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert no_criteria.returncode != 0
+    assert "cannot load the eligibility criteria" in no_criteria.stderr
+    assert "missing.yaml" in no_criteria.stderr

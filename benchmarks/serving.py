@@ -1,0 +1,354 @@
+"""The screening service under load, against its own floor and the peer, in one run.
+
+Real servers on 127.0.0.1, load from ``wrk`` (Debian package; keep-alive, one client
+thread, sharing the 2 cores with the server, as a site's screening tool would):
+
+* cold start — ``bentoml serve`` launched → ``/readyz`` 200;
+* ``screen`` — one patient per request at concurrency 1, 8 and 32 (p50/p99, req/s);
+* ``noop`` — the same service's endpoint that parses the same patient and does
+  nothing else: the framework's floor;
+* ``screen_batch`` — 1,000 patients per request, two clients (one per worker);
+* ``mlflow models serve`` — the same registered model's pyfunc predict, one patient
+  per request at concurrency 8: the peer a user would pick;
+* in-process — record → risk → every criterion without HTTP: the model floor;
+* server CPU per request — CPU time of the server's process tree over a scenario;
+* RSS — peak resident memory of a one-worker server after load.
+
+The model is trained on the default synthetic cohort in a temporary store unless
+``--home`` points at an existing ``LNRISK_HOME`` with a champion. Prints a table
+and ratios; the last line is one JSON object.
+
+    python benchmarks/serving.py [--duration 8] [--home .lnrisk]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+DAY = date(2026, 12, 1)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def server(
+    cmd: list[str], env: dict, ready_path: str
+) -> Iterator[tuple[str, float, int]]:
+    """Start a server; yield (url, seconds to ready, pid of its process group)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [c.replace("{port}", str(port)) for c in cmd]
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        while True:
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                raise SystemExit(f"{cmd[:4]} exited:\n{err[-2000:]}")
+            try:
+                if httpx.get(url + ready_path, timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.perf_counter() - start > 120:
+                raise SystemExit(f"{cmd[:4]} not ready after 120 s")
+            time.sleep(0.05)
+        yield url, time.perf_counter() - start, proc.pid
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def tree(pid: int) -> list[psutil.Process]:
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
+
+
+def cpu_seconds(pid: int) -> float:
+    total = 0.0
+    for p in tree(pid):
+        with contextlib.suppress(psutil.Error):
+            t = p.cpu_times()
+            total += t.user + t.system
+    return total
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Sum over the process tree of each process's peak resident set (VmHWM)."""
+    total = 0
+    for p in tree(pid):
+        with contextlib.suppress(OSError, psutil.Error):
+            status = Path(f"/proc/{p.pid}/status").read_text()
+            total += int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1))
+    return total / 1024
+
+
+LUA = """
+local bodies = {}
+for line in io.lines("%(bodies)s") do bodies[#bodies + 1] = line end
+local i = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  i = i %% #bodies + 1
+  return wrk.format(nil, "%(path)s", nil, bodies[i])
+end
+"""
+
+
+def wrk(url: str, path: str, bodies: Path, concurrency: int, seconds: float) -> dict:
+    """Requests/s, p50/p99 latency (ms) and errors of one wrk run."""
+    script = bodies.with_suffix(f".{path.strip('/')}.lua")
+    script.write_text(LUA % {"bodies": bodies, "path": path})
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "--latency",
+         "--timeout", "30s", "-s", str(script), url],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+
+    def ms(label: str) -> float:
+        value, unit = re.search(
+            rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M
+        ).groups()
+        return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+    errors = sum(
+        int(n)
+        for n in re.findall(
+            r"(?:Non-2xx or 3xx responses|errors: .*?timeout) (\d+)", out
+        )
+    )
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+        "p50_ms": ms("50%"),
+        "p99_ms": ms("99%"),
+        "errors": errors + (1 if socket_errors else 0),
+    }
+
+
+def measured(pid: int, fn) -> tuple[dict, float]:
+    """Run a load; return its result and the server's CPU ms per request."""
+    before = cpu_seconds(pid)
+    result = fn()
+    cpu = cpu_seconds(pid) - before
+    return result, cpu * 1e3 / max(result["requests"], 1)
+
+
+def prepare_home(home: Path, env: dict) -> None:
+    """Train (default profile) and import the champion unless one is there."""
+    lnrisk = [sys.executable, "-m", "training"]
+    print(f"store: {home} (training the default model if it has no champion)")
+    subprocess.run([*lnrisk, "train", "--if-no-champion", "--no-progress"], env=env,
+                   cwd=ROOT, check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    subprocess.run([*lnrisk, "import-model"], env=env, cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL)  # fmt: skip
+
+
+def write_bodies(folder: Path, n: int = 200) -> dict[str, Path]:
+    """JSON request bodies, one per line: synthetic patients of the default DGP."""
+    from data_schema import frame_to_records, model_features
+    from training.synthetic import generate_cohort
+
+    cohort = generate_cohort(n=5000, seed=2026)
+    records = frame_to_records(cohort)
+    patients = [r.model_dump(mode="json", exclude_none=True) for r in records]
+    paths = {k: folder / f"{k}.jsonl" for k in ("single", "batch", "mlflow")}
+    with open(paths["single"], "w") as f:
+        for p in patients[:n]:
+            f.write(
+                json.dumps({"patient": p, "screening_date": DAY.isoformat()}) + "\n"
+            )
+    with open(paths["batch"], "w") as f:
+        for k in range(4):
+            chunk = patients[k * 1000 : (k + 1) * 1000]
+            f.write(json.dumps({"patients": chunk, "screening_date": DAY.isoformat()}))
+            f.write("\n")
+    columns = ["sex" if c == "male" else c for c in model_features()]
+    with open(paths["mlflow"], "w") as f:
+        for p in patients[:n]:
+            row = {c: p.get(c) for c in columns}
+            row = {c: (float(v) if isinstance(v, bool) else v) for c, v in row.items()}
+            f.write(json.dumps({"dataframe_records": [row]}) + "\n")
+    return paths
+
+
+def in_process_ms(home_env: dict, bodies: Path) -> float:
+    """Median ms of record → risk → band above the gate → every criterion."""
+    os.environ.update(home_env)
+    import bentoml
+    import numpy as np
+
+    from data_schema import PatientRecord, model_features, records_to_features
+    from eligibility import load_criteria, screen
+    from riskmodel import LNRiskModel
+
+    model = LNRiskModel.load(
+        bentoml.models.get("ln-risk:latest").path, expected_features=model_features()
+    )
+    model.set_threads(1)
+    criteria = load_criteria()
+    lines = bodies.read_text().splitlines()
+    records = [PatientRecord(**json.loads(line)["patient"]) for line in lines]
+    times = []
+    for rec in records * 5:
+        t = time.perf_counter()
+        x = records_to_features([rec], as_of=DAY)
+        risk = float(model.predict_proba(x)[0])
+        band = None
+        if risk > criteria.risk_gate.threshold:
+            low, high = model.predict_band(x)
+            band = (float(low[0]), float(high[0]))
+        screen(rec, risk=risk, band=band, screening_date=DAY, criteria=criteria)
+        times.append(time.perf_counter() - t)
+    assert np.isfinite(times).all()
+    return statistics.median(times) * 1e3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds per load")
+    parser.add_argument("--home", type=Path, help="existing LNRISK_HOME to reuse")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("needs wrk: apt-get install wrk")
+
+    tmp = Path(tempfile.mkdtemp(prefix="lnrisk-bench-"))
+    home = (args.home or tmp / "home").resolve()
+    env = {
+        **os.environ,
+        "LNRISK_HOME": str(home),
+        "BENTOML_HOME": str(home / "bentoml"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{home}/mlflow.db",
+        "BENTOML_DO_NOT_TRACK": "True",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "LNRISK_AUDIT_LOG": str(tmp / "audit.jsonl"),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+    }
+    env.pop("LNRISK_API_KEY", None)
+    prepare_home(home, env)
+    bodies = write_bodies(tmp)
+    bento = [sys.executable, "-m", "bentoml", "serve", "serving.service:LNRiskService",
+             "--host", "127.0.0.1", "--port", "{port}"]  # fmt: skip
+    d = args.duration
+    r: dict[str, dict] = {}
+    cpu: dict[str, float] = {}
+
+    workers = int(env.get("LNRISK_WORKERS", "2"))
+    with server(bento, env, "/readyz") as (url, cold, pid):
+        print(f"cold start ({workers} workers) {cold:.2f} s")
+        wrk(url, "/screen", bodies["single"], 8, 2)  # warm-up
+        wrk(url, "/noop", bodies["single"], 8, 2)
+        for c in (1, 8, 32):
+            r[f"screen_c{c}"], cpu[f"screen_c{c}"] = measured(
+                pid, lambda c=c: wrk(url, "/screen", bodies["single"], c, d)
+            )
+        r["noop_c8"], cpu["noop_c8"] = measured(
+            pid, lambda: wrk(url, "/noop", bodies["single"], 8, d)
+        )
+        wrk(url, "/screen_batch", bodies["batch"], 2, 2)
+        r["batch_c2"], cpu["batch_c2"] = measured(
+            pid, lambda: wrk(url, "/screen_batch", bodies["batch"], 2, d)
+        )
+    env1 = {**env, "LNRISK_WORKERS": "1"}
+    with server(bento, env1, "/readyz") as (url, cold1, pid):
+        wrk(url, "/screen", bodies["single"], 8, d)
+        wrk(url, "/screen_batch", bodies["batch"], 1, 2)
+        rss = peak_rss_mb(pid)
+    mlflow_cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m",
+                  "models:/ln-risk@champion", "--env-manager", "local", "-h",
+                  "127.0.0.1", "-p", "{port}", "-w", "1"]  # fmt: skip
+    with server(mlflow_cmd, env, "/ping") as (url, _, pid):
+        first = json.loads(bodies["mlflow"].read_text().splitlines()[0])
+        check = httpx.post(f"{url}/invocations", json=first, timeout=30)
+        assert check.status_code == 200, check.text
+        wrk(url, "/invocations", bodies["mlflow"], 8, 2)
+        r["mlflow_c8"], cpu["mlflow_c8"] = measured(
+            pid, lambda: wrk(url, "/invocations", bodies["mlflow"], 8, d)
+        )
+    floor_ms = in_process_ms(
+        {k: env[k] for k in ("LNRISK_HOME", "BENTOML_HOME")}, bodies["single"]
+    )
+
+    print(f"\n{'scenario':<26}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
+          f"{'CPU ms/req':>12}{'errors':>8}")  # fmt: skip
+    for name, res in r.items():
+        print(f"{name:<26}{res['rps']:>9.1f}{res['p50_ms']:>9.1f}{res['p99_ms']:>9.1f}"
+              f"{cpu[name]:>12.2f}{res['errors']:>8}")  # fmt: skip
+    batch_pps = r["batch_c2"]["rps"] * 1000
+    ratios = {
+        "screen_c8 / mlflow_c8 (target ≥ 4)": r["screen_c8"]["rps"]
+        / r["mlflow_c8"]["rps"],
+        "screen_c8 / noop_c8 (target ≥ 0.8)": r["screen_c8"]["rps"]
+        / r["noop_c8"]["rps"],
+        "screen CPU ms/req, c8 (target ≤ 3)": cpu["screen_c8"],
+        "screen_batch patients/s (target ≥ 20,000)": batch_pps,
+        f"cold start s, {workers} workers (target ≤ 6)": cold,
+        "peak RSS MB, 1 worker (target ≤ 600)": rss,
+        "in-process screen ms (model + rules floor)": floor_ms,
+        "screen p50 c1 / in-process": r["screen_c1"]["p50_ms"] / floor_ms,
+    }
+    print()
+    for name, value in ratios.items():
+        print(f"{name:<48}{value:>10.2f}")
+    print(
+        json.dumps(
+            {
+                "cold_start_s": round(cold, 2),
+                "cold_start_1_worker_s": round(cold1, 2),
+                "workers": workers,
+                "screen_p50_ms_c1": round(r["screen_c1"]["p50_ms"], 2),
+                "screen_p99_ms_c1": round(r["screen_c1"]["p99_ms"], 2),
+                "screen_rps_c1": round(r["screen_c1"]["rps"], 1),
+                "screen_rps_c8": round(r["screen_c8"]["rps"], 1),
+                "screen_p99_ms_c8": round(r["screen_c8"]["p99_ms"], 2),
+                "screen_rps_c32": round(r["screen_c32"]["rps"], 1),
+                "screen_p99_ms_c32": round(r["screen_c32"]["p99_ms"], 2),
+                "noop_rps_c8": round(r["noop_c8"]["rps"], 1),
+                "mlflow_rps_c8": round(r["mlflow_c8"]["rps"], 1),
+                "screen_cpu_ms_per_req": round(cpu["screen_c8"], 3),
+                "noop_cpu_ms_per_req": round(cpu["noop_c8"], 3),
+                "mlflow_cpu_ms_per_req": round(cpu["mlflow_c8"], 3),
+                "batch_patients_per_s": round(batch_pps),
+                "in_process_screen_ms": round(floor_ms, 3),
+                "rss_mb": round(rss, 1),
+                "errors": sum(res["errors"] for res in r.values()),
+            }
+        )
+    )
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
