@@ -414,24 +414,19 @@ class PatientRecord(BaseModel):
     @model_validator(mode="after")
     def _check_consistency(self) -> PatientRecord:
         """Reject records whose fields contradict each other."""
-        if self.date_of_birth is not None and self.date_of_birth > date.today():
+        values = self.__dict__  # runs for every record of a batch: plain lookups
+        born = values["date_of_birth"]
+        if born is not None and born > date.today():
             raise ValueError("date_of_birth: must not be in the future")
-        if (
-            self.age_years is not None
-            and self.disease_duration_years is not None
-            and self.disease_duration_years > self.age_years
-        ):
+        age, duration = values["age_years"], values["disease_duration_years"]
+        if age is not None and duration is not None and duration > age:
             raise ValueError(
                 "disease_duration_years: must not exceed age_years "
-                f"({self.disease_duration_years} > {self.age_years})"
+                f"({duration} > {age})"
             )
-        for stem in _EXPOSURE_STEMS:
-            ever = getattr(self, f"{stem}_ever")
-            last = getattr(self, f"{stem}_last_date")
-            if ever is False and last is not None:
-                raise ValueError(
-                    f"{stem}_last_date: given although {stem}_ever is false"
-                )
+        for ever, last in _EXPOSURE_PAIRS:
+            if values[ever] is False and values[last] is not None:
+                raise ValueError(f"{last}: given although {ever} is false")
         return self
 
 
@@ -449,3 +444,4 @@ _EXPOSURE_STEMS: tuple[str, ...] = (
     "live_vaccine",
 )
 EXPOSURE_STEMS = _EXPOSURE_STEMS
+_EXPOSURE_PAIRS = tuple((f"{s}_ever", f"{s}_last_date") for s in _EXPOSURE_STEMS)

@@ -8,7 +8,8 @@
   salted SHA-256 of the input, and the outcome counts — never identifiers or values.
   The salt is ``LNRISK_AUDIT_SALT`` or a random one kept beside the log (mode 0600).
 * Request bodies larger than ``LNRISK_MAX_BODY_MB`` (default 32 MB, room for the
-  10,000 patients a request may hold) get 413 before anything is parsed.
+  10,000 patients a request may hold) get 413 before anything is parsed. The body's
+  SHA-256 is kept in the request state; the audit line carries an HMAC of it.
 * Rejected input is logged by field and error type only: pydantic's messages would
   otherwise print the offending values (and a bad ``patient_id``) into the server log.
 """
@@ -64,6 +65,7 @@ class APIKeyMiddleware:
 
 
 DEFAULT_MAX_BODY_MB = 32.0
+BODY_DIGEST_KEY = "lnrisk_body_sha256"  # request state: SHA-256 of the body bytes
 SYNC_SECONDS = 1.0  # audit log: fsync at most this often
 
 
@@ -87,7 +89,9 @@ class BodySizeLimitMiddleware:
 
     A declared ``Content-Length`` over the limit is refused before reading. A body
     without one (chunked) is read up to the limit first and then replayed to the
-    app, so the app never sees a truncated body.
+    app, so the app never sees a truncated body. On the way it records the SHA-256
+    of the body bytes in the request state (``BODY_DIGEST_KEY``): the audit log
+    hashes what was received without serialising the parsed records again.
     """
 
     def __init__(self, app: Any, max_bytes: int | None = None) -> None:
@@ -102,21 +106,14 @@ class BodySizeLimitMiddleware:
         return int(mb * 1024 * 1024)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD"):
             await self.app(scope, receive, send)
             return
         limit = self.max_bytes
         too_large = b'{"error":"request body too large","limit_bytes":%d}' % limit
-        headers = dict(scope["headers"])
-        declared = headers.get(b"content-length")
-        if declared is not None:
-            if declared.isdigit() and int(declared) > limit:
-                await _send_json(send, 413, too_large)
-                return
-            await self.app(scope, receive, send)
-            return
-        if scope.get("method") in ("GET", "HEAD", "OPTIONS"):
-            await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _send_json(send, 413, too_large)
             return
         chunks, size = [], 0
         while True:
@@ -131,6 +128,7 @@ class BodySizeLimitMiddleware:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
+        scope.setdefault("state", {})[BODY_DIGEST_KEY] = hashlib.sha256(body).digest()
         replayed = False
 
         async def replay() -> dict:
@@ -171,7 +169,7 @@ class AuditLog:
         return self.hash_bytes(canonical)
 
     def hash_bytes(self, data: bytes) -> str:
-        """Salted SHA-256 of already-serialised input (e.g. pydantic's JSON)."""
+        """Salted SHA-256 (HMAC) of bytes: a body, or a digest of one."""
         return hmac.new(self._salt.encode(), data, hashlib.sha256).hexdigest()
 
     def write(self, **fields: Any) -> None:

@@ -16,6 +16,8 @@ Environment:
 
 from __future__ import annotations
 
+import gc
+import hashlib
 import os
 import uuid
 from datetime import date
@@ -24,6 +26,7 @@ from typing import Annotated
 
 import bentoml
 import numpy as np
+import pandas as pd
 from pydantic import Field, TypeAdapter
 
 from data_schema import (
@@ -42,6 +45,7 @@ from eligibility import (
     screen_frame,
 )
 from eligibility import screen as screen_patient
+from eligibility.batch import FALSE, TRUE, UNKNOWN, VERDICTS
 from riskmodel import LNRiskModel
 from serving.schemas import (
     DISCLAIMER,
@@ -54,6 +58,7 @@ from serving.schemas import (
     ScreeningDecision,
 )
 from serving.security import (
+    BODY_DIGEST_KEY,
     APIKeyMiddleware,
     AuditLog,
     BodySizeLimitMiddleware,
@@ -131,6 +136,9 @@ class LNRiskService:
         self.model_name = str(self.meta.get("mlflow_model", stored.tag.name))
         self.model_version = str(self.meta.get("mlflow_version", stored.tag.version))
         self.audit = AuditLog()
+        # Everything loaded so far lives as long as the worker: keep it out of the
+        # garbage collector's full passes, which would walk it on every collection.
+        gc.freeze()
 
     def __is_ready__(self) -> bool:
         return self.model is not None and self.criteria is not None
@@ -269,25 +277,7 @@ class LNRiskService:
         risks = self.model.predict_proba(features)
         bands = self._band(features, risks)
         table = screen_frame(frame, risks, bands, day, self.criteria)
-        ids = [c.id for c in self.criteria.criteria]
-        verdicts = table[ids].astype(object).to_numpy()
-        columns = table[["status", "missing_fields", "to_confirm"]]
-        results = []
-        for i, (status, missing, confirm) in enumerate(columns.itertuples(index=False)):
-            verdict_of = dict(zip(ids, verdicts[i], strict=True))
-            results.append(
-                {
-                    "patient_id": patients[i].patient_id,
-                    "status": status,
-                    "reasons": self._batch_reasons(status, float(risks[i]), verdict_of),
-                    "missing_fields": missing,
-                    "to_confirm": confirm,
-                    "risk_2y": float(risks[i]),
-                    "risk_band_low": _float_or_none(bands[i, 0]),
-                    "risk_band_high": _float_or_none(bands[i, 1]),
-                    "verdicts": verdict_of,
-                }
-            )
+        results = self._batch_results(patients, table, risks, bands)
         counts = {s: 0 for s in ("eligible", "needs_review", "ineligible")}
         counts.update(table["status"].value_counts().to_dict())
         attrition = attrition_table(table, self.criteria, min_cell=1)
@@ -364,20 +354,54 @@ class LNRiskService:
             }
         )
 
-    def _batch_reasons(
-        self, status: str, risk: float, verdicts: dict[str, str]
-    ) -> list[str]:
+    def _batch_results(
+        self,
+        patients: list[PatientRecord],
+        table: pd.DataFrame,
+        risks: np.ndarray,
+        bands: np.ndarray,
+    ) -> list[dict]:
+        """One plain dict per patient from screen_frame's table (validated once)."""
         assert self.criteria is not None
-        if risk <= self.gate:
-            return [f"2-year LN risk {risk:.3f} ≤ gate {self.gate:g}"]
-        kinds = {c.id: c.kind for c in self.criteria.criteria}
-        if status == "ineligible":
-            return [
-                f"{cid}: {'met (excludes)' if kinds[cid] == 'exclusion' else 'not met'}"
-                for cid, v in verdicts.items()
-                if v == ("met" if kinds[cid] == "exclusion" else "not_met")
-            ]
-        return [f"{cid}: {v}" for cid, v in verdicts.items() if v == "unknown"]
+        ids = [c.id for c in self.criteria.criteria]
+        codes = np.column_stack([table[i].cat.codes.to_numpy() for i in ids])
+        failing = np.array(
+            [TRUE if c.kind == "exclusion" else FALSE for c in self.criteria.criteria]
+        )
+        fails, unknown = codes == failing, codes == UNKNOWN
+        verdict_rows = np.array(VERDICTS, dtype=object)[codes].tolist()
+        lows = [None if np.isnan(x) else x for x in bands[:, 0].tolist()]
+        highs = [None if np.isnan(x) else x for x in bands[:, 1].tolist()]
+        results = []
+        for i, (status, missing, confirm) in enumerate(
+            zip(
+                table["status"],
+                table["missing_fields"],
+                table["to_confirm"],
+                strict=True,
+            )
+        ):
+            risk = float(risks[i])
+            if risk <= self.gate:
+                reasons = [f"2-year LN risk {risk:.3f} ≤ gate {self.gate:g}"]
+            elif status == "ineligible":
+                reasons = [f"{ids[j]}: fails" for j in np.flatnonzero(fails[i])]
+            else:
+                reasons = [f"{ids[j]}: unknown" for j in np.flatnonzero(unknown[i])]
+            results.append(
+                {
+                    "patient_id": patients[i].patient_id,
+                    "status": status,
+                    "reasons": reasons,
+                    "missing_fields": missing,
+                    "to_confirm": confirm,
+                    "risk_2y": risk,
+                    "risk_band_low": lows[i],
+                    "risk_band_high": highs[i],
+                    "verdicts": dict(zip(ids, verdict_rows[i], strict=True)),
+                }
+            )
+        return results
 
     def _predict(self, patients: list[PatientRecord]) -> list[RiskPrediction]:
         assert self.model is not None and self.criteria is not None
@@ -417,13 +441,17 @@ class LNRiskService:
             model_version=self.model_version,
             criteria_version=self.criteria.criteria_version if self.criteria else None,
             n_patients=len(patients),
-            input_sha256=self.audit.hash_bytes(_RECORDS_JSON.dump_json(patients)),
+            input_sha256=self.audit.hash_bytes(self._body_digest(ctx, patients)),
             **outcome,
         )
 
-
-def _float_or_none(x: float) -> float | None:
-    return None if np.isnan(x) else float(x)
+    @staticmethod
+    def _body_digest(ctx: bentoml.Context, patients: list[PatientRecord]) -> bytes:
+        """SHA-256 of the request body as received (see BodySizeLimitMiddleware);
+        the records' JSON when called without HTTP."""
+        state = ctx.request.scope.get("state") or {}
+        digest = state.get(BODY_DIGEST_KEY)
+        return digest or hashlib.sha256(_RECORDS_JSON.dump_json(patients)).digest()
 
 
 # Both answer before the body is parsed: 401 without a key, 413 when too large.
