@@ -265,3 +265,44 @@ def test_startup_names_what_is_missing(tmp_path) -> None:
     assert no_criteria.returncode != 0
     assert "cannot load the eligibility criteria" in no_criteria.stderr
     assert "missing.yaml" in no_criteria.stderr
+
+
+def test_the_python_client_example_runs(server: str) -> None:
+    """README's bentoml.SyncHTTPClient example against the real server."""
+    out = subprocess.run(
+        [sys.executable, "examples/screen_client.py", server],
+        cwd=PROJECT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    first = out.stdout.splitlines()[0].split()
+    assert first[0] in {"eligible", "ineligible", "needs_review"}
+    assert first[2].startswith("NCT05585671@")
+    assert "INC-01-age: met" in out.stdout
+    assert "InvalidArgument" in out.stdout and "c3_g_l" in out.stdout
+
+
+def test_bento_builds_exports_and_imports_with_the_model(imported, tmp_path) -> None:
+    """`bentoml build` packs the model; `bentoml export` makes one movable file that
+    another BentoML store can import."""
+    import tarfile
+
+    def bentoml_cli(*args: str, home: Path | None = None) -> str:
+        env = {**os.environ, **({"BENTOML_HOME": str(home)} if home else {})}
+        done = subprocess.run(
+            [sys.executable, "-m", "bentoml", *args], cwd=PROJECT, env=env,
+            capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    bentoml_cli("build", ".")
+    archive = tmp_path / "ln-risk-service.bento"
+    bentoml_cli("export", "ln-risk-service:latest", str(archive))
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+    assert any(n.endswith("booster.ubj") and "models/ln-risk/" in n for n in names)
+    assert any(n.endswith("src/eligibility/nct05585671.yaml") for n in names)
+    assert not any(n.endswith(".pkl") or "mlflow_pyfunc" in n for n in names)
+    site = tmp_path / "site-store"
+    bentoml_cli("import", str(archive), home=site)
+    assert "ln-risk-service" in bentoml_cli("list", home=site)
