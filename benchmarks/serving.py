@@ -8,6 +8,8 @@ thread, sharing the 2 cores with the server, as a site's screening tool would):
 * ``noop`` — the same service's endpoint that parses the same patient and does
   nothing else: the framework's floor;
 * ``screen_batch`` — 1,000 patients per request, two clients (one per worker);
+* ``predict_risk`` vs ``predict_risk_batched`` (adaptive batching) — one patient per
+  request at concurrency 8 and 32: where batching pays;
 * ``mlflow models serve`` — the same registered model's pyfunc predict, one patient
   per request at concurrency 8: the peer a user would pick;
 * in-process — record → risk → every criterion without HTTP: the model floor;
@@ -184,7 +186,10 @@ def write_bodies(folder: Path, n: int = 200) -> dict[str, Path]:
     cohort = generate_cohort(n=5000, seed=2026)
     records = frame_to_records(cohort)
     patients = [r.model_dump(mode="json", exclude_none=True) for r in records]
-    paths = {k: folder / f"{k}.jsonl" for k in ("single", "batch", "mlflow")}
+    paths = {k: folder / f"{k}.jsonl" for k in ("single", "batch", "mlflow", "risk")}
+    with open(paths["risk"], "w") as f:
+        for p in patients[:n]:
+            f.write(json.dumps({"patients": [p]}) + "\n")
     with open(paths["single"], "w") as f:
         for p in patients[:n]:
             f.write(
@@ -281,6 +286,13 @@ def main() -> None:
         r["batch_c2"], cpu["batch_c2"] = measured(
             pid, lambda: wrk(url, "/screen_batch", bodies["batch"], 2, d)
         )
+        for path in ("/predict_risk", "/predict_risk_batched"):
+            wrk(url, path, bodies["risk"], 8, 2)
+            for c in (8, 32):
+                name = f"{path.strip('/')}_c{c}"
+                r[name], cpu[name] = measured(
+                    pid, lambda c=c, path=path: wrk(url, path, bodies["risk"], c, d)
+                )
     env1 = {**env, "LNRISK_WORKERS": "1"}
     with server(bento, env1, "/readyz") as (url, cold1, pid):
         wrk(url, "/screen", bodies["single"], 8, d)
@@ -318,6 +330,8 @@ def main() -> None:
         "peak RSS MB, 1 worker (target ≤ 600)": rss,
         "in-process screen ms (model + rules floor)": floor_ms,
         "screen p50 c1 / in-process": r["screen_c1"]["p50_ms"] / floor_ms,
+        "predict_risk batched / plain, c32": r["predict_risk_batched_c32"]["rps"]
+        / r["predict_risk_c32"]["rps"],
     }
     print()
     for name, value in ratios.items():
@@ -341,6 +355,14 @@ def main() -> None:
                 "noop_cpu_ms_per_req": round(cpu["noop_c8"], 3),
                 "mlflow_cpu_ms_per_req": round(cpu["mlflow_c8"], 3),
                 "batch_patients_per_s": round(batch_pps),
+                "predict_risk_rps_c8": round(r["predict_risk_c8"]["rps"], 1),
+                "predict_risk_rps_c32": round(r["predict_risk_c32"]["rps"], 1),
+                "predict_risk_batched_rps_c8": round(
+                    r["predict_risk_batched_c8"]["rps"], 1
+                ),
+                "predict_risk_batched_rps_c32": round(
+                    r["predict_risk_batched_c32"]["rps"], 1
+                ),
                 "in_process_screen_ms": round(floor_ms, 3),
                 "rss_mb": round(rss, 1),
                 "errors": sum(res["errors"] for res in r.values()),

@@ -200,3 +200,13 @@ def test_body_over_the_limit_gets_413(client: TestClient, monkeypatch) -> None:
     assert resp.status_code == 413
     monkeypatch.delenv("LNRISK_MAX_BODY_MB")
     assert client.post("/screen_batch", json=big).status_code == 200
+
+
+def test_batched_risk_endpoint_answers_like_the_plain_one(client: TestClient) -> None:
+    patients = [{"sex": "female", "age_years": 30}, {"sex": "male", "c3_g_l": 0.4}]
+    plain = client.post("/predict_risk", json={"patients": patients})
+    batched = client.post("/predict_risk_batched", json={"patients": patients})
+    assert plain.status_code == batched.status_code == 200
+    assert batched.json() == plain.json()
+    bad = client.post("/predict_risk_batched", json={"patients": [{"sex": "?"}]})
+    assert bad.status_code == 400 and "sex" in bad.text
