@@ -63,7 +63,10 @@ lint: setup ## ruff check and format check
 build: setup ## Build a Bento (needs an imported model: make serve or lnrisk import-model)
 	$(PY) -m bentoml build .
 
-bench: setup ## Run the benchmarks
+/usr/bin/wrk:
+	apt-get install -y -q wrk >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null; }
+
+bench: setup /usr/bin/wrk ## Run the benchmarks (benchmarks/serving.py drives real servers with wrk)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean: ## Remove the local stores (.lnrisk) — keeps .venv
