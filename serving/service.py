@@ -22,7 +22,7 @@ import os
 import uuid
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import bentoml
 import numpy as np
@@ -46,7 +46,6 @@ from eligibility import (
 )
 from eligibility import screen as screen_patient
 from eligibility.batch import FALSE, TRUE, UNKNOWN, VERDICTS
-from riskmodel import LNRiskModel
 from serving.schemas import (
     DISCLAIMER,
     BatchScreening,
@@ -64,6 +63,9 @@ from serving.security import (
     BodySizeLimitMiddleware,
     install_log_redaction,
 )
+
+if TYPE_CHECKING:
+    from riskmodel import LNRiskModel
 
 BENTO_MODEL_TAG = "ln-risk:latest"
 MAX_PATIENTS_PER_REQUEST = 10_000
@@ -130,6 +132,11 @@ class LNRiskService:
                 f"({os.environ.get('BENTOML_HOME', '~/bentoml')}): run `lnrisk "
                 "import-model` (or `make serve`, which trains one if none exists)"
             ) from exc
+        # Imported here, not at module level: `bentoml serve` imports this module in
+        # its supervisor process too, which never scores; XGBoost (with the
+        # scikit-learn and SciPy it pulls in) is ~2 s of import.
+        from riskmodel import LNRiskModel
+
         self.model = LNRiskModel.load(stored.path, expected_features=model_features())
         self.model.set_threads(1)
         self.meta = dict(stored.info.metadata)
