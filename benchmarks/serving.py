@@ -7,7 +7,7 @@ thread, sharing the 2 cores with the server, as a site's screening tool would):
 * ``screen`` — one patient per request at concurrency 1, 8 and 32 (p50/p99, req/s);
 * ``noop`` — the same service's endpoint that parses the same patient and does
   nothing else: the framework's floor;
-* ``screen_batch`` — 1,000 patients per request, two clients (one per worker);
+* ``screen_batch`` — 1,000 patients per request, four clients (two per worker);
 * ``predict_risk`` vs ``predict_risk_batched`` (adaptive batching) — one patient per
   request at concurrency 8 and 32: where batching pays;
 * ``mlflow models serve`` — the same registered model's pyfunc predict, one patient
@@ -282,9 +282,9 @@ def main() -> None:
         r["noop_c8"], cpu["noop_c8"] = measured(
             pid, lambda: wrk(url, "/noop", bodies["single"], 8, d)
         )
-        wrk(url, "/screen_batch", bodies["batch"], 2, 2)
-        r["batch_c2"], cpu["batch_c2"] = measured(
-            pid, lambda: wrk(url, "/screen_batch", bodies["batch"], 2, d)
+        wrk(url, "/screen_batch", bodies["batch"], 4, 2)
+        r["batch_c4"], cpu["batch_c4"] = measured(
+            pid, lambda: wrk(url, "/screen_batch", bodies["batch"], 4, d)
         )
         for path in ("/predict_risk", "/predict_risk_batched"):
             wrk(url, path, bodies["risk"], 8, 2)
@@ -318,7 +318,7 @@ def main() -> None:
     for name, res in r.items():
         print(f"{name:<26}{res['rps']:>9.1f}{res['p50_ms']:>9.1f}{res['p99_ms']:>9.1f}"
               f"{cpu[name]:>12.2f}{res['errors']:>8}")  # fmt: skip
-    batch_pps = r["batch_c2"]["rps"] * 1000
+    batch_pps = r["batch_c4"]["rps"] * 1000
     ratios = {
         "screen_c8 / mlflow_c8 (target ≥ 4)": r["screen_c8"]["rps"]
         / r["mlflow_c8"]["rps"],

@@ -70,11 +70,15 @@ class _Columns:
             self._cache[key] = make()
         return self._cache[key]
 
+    def column(self, name: str) -> pd.Series:
+        """The column itself (a DataFrame lookup costs ~80 µs: fetch each once)."""
+        return self._cached("column", name, lambda: self.df[name])
+
     def na(self, name: str) -> NDArray[np.bool_]:
         if name not in self.df:
             return np.ones(self.n, dtype=bool)
         return self._cached(
-            "na", name, lambda: self.df[name].isna().to_numpy(dtype=bool)
+            "na", name, lambda: self.column(name).isna().to_numpy(dtype=bool)
         )
 
     def num(self, name: str) -> NDArray[np.float64]:
@@ -84,7 +88,7 @@ class _Columns:
             "num",
             name,
             lambda: (
-                pd.to_numeric(self.df[name]).astype("float64").to_numpy(na_value=np.nan)
+                pd.to_numeric(self.column(name)).astype("float64").to_numpy(na_value=np.nan)
             ),
         )
 
@@ -93,14 +97,14 @@ class _Columns:
         if name not in self.df:
             return np.zeros(self.n, dtype=bool)
         return self._cached(
-            "flag", name, lambda: self.df[name].fillna(False).to_numpy(dtype=bool)
+            "flag", name, lambda: self.column(name).fillna(False).to_numpy(dtype=bool)
         )
 
     def text_compare(self, name: str, op: str, value: Any) -> NDArray[np.bool_]:
         """``column <op> value`` for a text/category column (missing → False)."""
         if name not in self.df:
             return np.zeros(self.n, dtype=bool)
-        column = self.df[name]
+        column = self.column(name)
         if op == "in":
             hit = column.isin(list(value))
         elif op in ("==", "!="):
@@ -114,7 +118,7 @@ class _Columns:
         return self._cached(
             "dates",
             name,
-            lambda: pd.to_datetime(self.df[name]).to_numpy(dtype="datetime64[D]"),
+            lambda: pd.to_datetime(self.column(name)).to_numpy(dtype="datetime64[D]"),
         )
 
     def days_since(self, name: str) -> NDArray[np.float64]:

@@ -266,7 +266,7 @@ class LNRiskService:
         )
 
     @bentoml.api
-    def screen(
+    async def screen(
         self,
         patient: PatientRecord,
         ctx: bentoml.Context,
@@ -330,7 +330,7 @@ class LNRiskService:
         )
 
     @bentoml.api
-    def noop(
+    async def noop(
         self, patient: PatientRecord, screening_date: ScreeningDate = None
     ) -> NoOp:
         """Parse and validate a patient like ``screen``, then do nothing.
