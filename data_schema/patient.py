@@ -61,9 +61,10 @@ def _num(
     """An optional numeric field with unit, physiological range and role."""
     return Field(
         default=None,
+        # Finite bounds already reject NaN and ±inf (tested); allow_inf_nan=False
+        # would add a Python-level check to every number of every record.
         ge=ge,
         le=le,
-        allow_inf_nan=False,
         description=f"{description} Unit: {unit}. Valid range {ge:g}–{le:g}.",
         json_schema_extra={"unit": unit, "role": role},
     )
