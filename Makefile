@@ -50,8 +50,9 @@ serve: setup ## Train on the synthetic cohort if no champion exists, import it, 
 test: setup ## Run the whole test suite (unit, HTTP contract, real bentoml serve)
 	$(PY) -m pytest
 
+# MLflow 3's UI otherwise starts seven background workers for its GenAI features.
 ui: setup ## Open the MLflow UI on the same store (http://$(HOST):$(UI_PORT))
-	$(PY) -m mlflow ui --backend-store-uri "$(or $(MLFLOW_TRACKING_URI),sqlite:///$(LNRISK_HOME)/mlflow.db)" --host $(HOST) --port $(UI_PORT)
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(PY) -m mlflow ui --backend-store-uri "$(or $(MLFLOW_TRACKING_URI),sqlite:///$(LNRISK_HOME)/mlflow.db)" --host $(HOST) --port $(UI_PORT)
 
 train: setup ## Train a new model version (registers champion only if none exists)
 	$(LNRISK) train

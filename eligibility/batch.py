@@ -88,7 +88,9 @@ class _Columns:
             "num",
             name,
             lambda: (
-                pd.to_numeric(self.column(name)).astype("float64").to_numpy(na_value=np.nan)
+                pd.to_numeric(self.column(name))
+                .astype("float64")
+                .to_numpy(na_value=np.nan)
             ),
         )
 

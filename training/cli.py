@@ -270,6 +270,120 @@ def promote(
 
 
 @app.command()
+def compare(
+    runs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Run ids (or unique prefixes of 6+ characters), in order A B.",
+            show_default=False,
+        ),
+    ] = None,
+    champion: Annotated[
+        bool, typer.Option("--champion", help="Take the @champion version's run.")
+    ] = False,
+    challenger: Annotated[
+        bool,
+        typer.Option("--challenger", help="Take the @challenger version's run."),
+    ] = False,
+    only_diff: Annotated[
+        bool, typer.Option("--only-diff", help="Show only the rows that differ.")
+    ] = False,
+    section: Annotated[
+        list[str] | None,
+        typer.Option(help="tags, params or metrics (repeat; default: all three)."),
+    ] = None,
+    ui_url: Annotated[
+        str, typer.Option(help="Base URL of the MLflow UI, for the compare link.")
+    ] = "http://127.0.0.1:5000",
+    config: Annotated[
+        Path | None, typer.Option(help="YAML training profile (MLflow names).")
+    ] = None,
+) -> None:
+    """Print two runs side by side (tags, params, metrics), differences marked.
+
+    `lnrisk compare RUN_A RUN_B`, or `lnrisk compare --champion --challenger`
+    (the runs that logged the versions behind the two aliases). Rows that differ
+    start with `*`; Δ is B − A.
+    """
+    from training import tracking
+    from training.compare import (
+        SECTIONS,
+        compare_page_url,
+        compare_table,
+        format_delta,
+        format_value,
+        resolve_run,
+        run_artifact_url,
+        run_of_alias,
+        snapshot,
+    )
+    from training.config import load_config
+
+    cfg = load_config(config)
+    names = cfg.tracking
+    tracking.configure()
+    sides: list[tuple[str, str]] = []  # (how it was named, run id)
+    try:
+        for wanted, alias in ((champion, names.champion_alias),
+                              (challenger, names.challenger_alias)):  # fmt: skip
+            if wanted:
+                run_id = run_of_alias(names.registered_model, alias)
+                sides.append((f"@{alias}", run_id))
+        for ref in runs or []:
+            sides.append((ref, resolve_run(ref, names.experiment)))
+    except LookupError as exc:
+        _fail(str(exc))
+    if len(sides) != 2:
+        _fail(
+            f"compare needs exactly two runs, got {len(sides)}: give RUN_A RUN_B, "
+            "or --champion --challenger (or one flag and one run)"
+        )
+    if section and set(section) - set(SECTIONS):
+        _fail(f"--section must be one of {', '.join(SECTIONS)}")
+    (name_a, id_a), (name_b, id_b) = sides
+    a, b = snapshot(id_a), snapshot(id_b)
+    table = compare_table(
+        a, b, sections=section or SECTIONS, only_differences=only_diff
+    )
+
+    out = Console(width=None if sys.stdout.isatty() else 200)
+    out.print(f"A = {name_a}: {a.label}")
+    out.print(f"B = {name_b}: {b.label}")
+    for part in section or SECTIONS:
+        rows = table[table["section"] == part]
+        if rows.empty:
+            continue
+        grid = Table(title=part, title_justify="left")
+        grid.add_column("")
+        grid.add_column("key")
+        grid.add_column("A", overflow="fold")
+        grid.add_column("B", overflow="fold")
+        grid.add_column("Δ (B − A)", justify="right")
+        for row in rows.itertuples():
+            grid.add_row(
+                "*" if row.differs else "",
+                row.key,
+                format_value(row.a),
+                format_value(row.b),
+                format_delta(row.delta),
+                style="bold" if row.differs else None,
+            )
+        out.print(grid)
+    out.print(
+        f"* = differs ({int(table['differs'].sum())} of {len(table)} rows); "
+        "Δ = B − A for numbers"
+    )
+    url = compare_page_url(
+        ui_url, [a.run_id, b.run_id], [a.experiment_id, b.experiment_id]
+    )
+    out.print(f"MLflow UI (make ui): {url}", soft_wrap=True)
+    for side, run in (("A", a), ("B", b)):
+        if run.tags.get("run_kind") != "promotion":  # promotions log no report
+            report = run_artifact_url(ui_url, run.experiment_id, run.run_id)
+            out.print(f"evaluation report of {side}: {report}", soft_wrap=True)
+
+
+@app.command()
 def screen(
     input_path: Annotated[
         Path, typer.Option("--input", help="Patients (.parquet/.csv).")

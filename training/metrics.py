@@ -608,6 +608,41 @@ def calibration_curve_table(
     )
 
 
+def wilson_interval(
+    successes: float, n: float, level: float = 0.95
+) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``successes / n``.
+
+    (p̂ + z²/2n ± z√(p̂(1 − p̂)/n + z²/4n²)) / (1 + z²/n), the interval of
+    :func:`calibration_curve_table` (Wilson, JASA 1927;22:209). Unlike the Wald
+    interval it stays inside [0, 1] and is not degenerate at 0 or n successes,
+    which matters for the few patients above the gate.
+
+    Args:
+        successes: count of successes, 0 ≤ successes ≤ n.
+        n: count of trials; 0 gives (NaN, NaN).
+        level: confidence level in (0, 1).
+
+    Returns:
+        (low, high), proportions in [0, 1].
+
+    Raises:
+        ValueError: a count out of range or an invalid level.
+    """
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    if n < 0 or not 0 <= successes <= max(n, 0):
+        raise ValueError(f"need 0 <= successes <= n, got {successes} of {n}")
+    if n == 0:
+        return math.nan, math.nan
+    z = float(norm.ppf(0.5 + level / 2.0))
+    obs = successes / n
+    denom = 1.0 + z**2 / n
+    centre = (obs + z**2 / (2.0 * n)) / denom
+    half = z * math.sqrt(obs * (1.0 - obs) / n + z**2 / (4.0 * n**2)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 # ── the threshold table at the gate ──────────────────────────────────────────
 
 

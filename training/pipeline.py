@@ -40,11 +40,6 @@ from training.model import fit_candidate, progress_steps
 from training.model_card import ModelCardContext
 from training.synthetic import generate_cohort
 
-COHORT_DEFINITION = (
-    "PatientRecord v1: adults with SLE (ACR 1997), one row per patient at screening; "
-    "outcome new-onset LN within 24 months"
-)
-
 
 @dataclass(frozen=True)
 class TrainingResult:
@@ -87,11 +82,19 @@ def load_cohort(
         incidence=settings.incidence,
         shift=settings.shift,
     )
-    source = (
+    return df, synthetic_source(settings)
+
+
+def synthetic_source(settings: CohortSettings) -> str:
+    """The data source recorded for the synthetic cohort of ``settings``.
+
+    A description of the generator call, from which the cohort can be regenerated
+    (:func:`training.promote.synthetic_source_settings` reads it back).
+    """
+    return (
         f"synthetic://clinical.md-s8?n={settings.n}&seed={settings.seed}"
         f"&incidence={settings.incidence}&shift={settings.shift}"
     )
-    return df, source
 
 
 def split_by_patient(
@@ -199,17 +202,15 @@ def train(
                 test, name="test", source=source, context="evaluation"
             )
             tracking.log_tags(
-                {
-                    "run_kind": "train",
-                    "model_family": family,
-                    "git_commit": tracking.git_commit(),
-                    "config_hash": config.config_hash(),
-                    "data_digest": digest,
-                    "test_digest": test_digest,
-                    "data_source": source,
-                    "gate_threshold": config.gate_threshold,
-                    "cohort_definition": COHORT_DEFINITION,
-                }
+                tracking.run_tags(
+                    run_kind="train",
+                    model_family=family,
+                    data_digest=digest,
+                    data_source=source,
+                    config_hash=config.config_hash(),
+                    gate_threshold=config.gate_threshold,
+                    test_digest=test_digest,
+                )
             )
             mlflow.log_params(config.flat_params())
             mlflow.log_params(
@@ -247,6 +248,12 @@ def train(
                     registered_model=config.tracking.registered_model,
                     champion_alias=config.tracking.champion_alias,
                     challenger_alias=config.tracking.challenger_alias,
+                )
+                tracking.log_tags(
+                    {
+                        "registered_model": config.tracking.registered_model,
+                        "model_version": logged.version,
+                    }
                 )
                 log_evidence(
                     evaluation,

@@ -183,19 +183,29 @@ def promote(
     passed, checks = decide(ch_metrics, cp_metrics, config.promotion)
     promote_now = passed and not dry_run
 
+    if cohort_path is not None:
+        source = described
+    else:
+        challenger_run = MlflowClient().get_run(ch_version.run_id)
+        source = challenger_run.data.tags.get("data_source", described)
     experiment_id = tracking.ensure_experiment(names.experiment)
     run_name = f"promote-v{ch_version.version}-over-v{cp_version.version}"
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
         tracking.log_tags(
-            {
-                "run_kind": "promotion",
-                "decision": "promoted" if promote_now else "refused",
-                "dry_run": dry_run,
-                "champion_version": cp_version.version,
-                "challenger_version": ch_version.version,
-                "evaluated_on": described,
-                "git_commit": tracking.git_commit(),
-            }
+            tracking.run_tags(
+                run_kind="promotion",
+                model_family=challenger.metadata.get("model_family", challenger.kind),
+                data_digest=tracking.dataset_digest(data, source=source),
+                data_source=source,
+                config_hash=config.config_hash(),
+                gate_threshold=gate,
+                registered_model=names.registered_model,
+                decision="promoted" if promote_now else "refused",
+                dry_run=dry_run,
+                champion_version=cp_version.version,
+                challenger_version=ch_version.version,
+                evaluated_on=described,
+            )
         )
         mlflow.log_params(
             {f"criteria.{k}": v for k, v in config.promotion.model_dump().items()}

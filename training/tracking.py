@@ -33,6 +33,38 @@ from riskmodel import LNRiskModel
 from riskmodel.pyfunc import ARTIFACT_KEY, to_pyfunc_frame
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+COHORT_DEFINITION = (
+    "PatientRecord v1: adults with SLE (ACR 1997), one row per patient at screening; "
+    "outcome new-onset LN within 24 months"
+)
+"""Who the model is for and what it predicts; tagged on every run."""
+
+RUN_TAG_KEYS: tuple[str, ...] = (
+    "run_kind",
+    "model_family",
+    "data_digest",
+    "data_source",
+    "git_commit",
+    "config_hash",
+    "cohort_definition",
+    "gate_threshold",
+)
+"""Tags every run carries, whatever its kind, so runs compare in the MLflow UI.
+
+``run_kind`` is one of :data:`RUN_KINDS`; ``data_digest`` is the MLflow digest of
+the data the run fitted or scored; ``config_hash`` that of the training config in
+force. Run kinds add their own tags (e.g. ``test_digest``, ``model_version``).
+"""
+
+RUN_KINDS: tuple[str, ...] = (
+    "train",
+    "external_validation",
+    "recalibration",
+    "promotion",
+)
+"""Values of the ``run_kind`` tag."""
+
 # MLflow column types have no nullable boolean or integer, and missing is a real state
 # here, so flags and counts travel through the pyfunc interface as doubles
 # (1.0 / 0.0 / NaN), exactly as the model sees them.
@@ -243,5 +275,52 @@ def log_dataset(df: pd.DataFrame, *, name: str, source: str, context: str) -> st
     return dataset.digest
 
 
+def run_tags(
+    *,
+    run_kind: str,
+    model_family: str,
+    data_digest: str,
+    data_source: str,
+    config_hash: str,
+    gate_threshold: float,
+    **extra: Any,
+) -> dict[str, str]:
+    """Tags of one run: the common :data:`RUN_TAG_KEYS` plus the kind's own.
+
+    The git commit and the cohort definition are filled in here; ``extra`` holds
+    the tags only this run kind has (e.g. ``test_digest`` of a training run).
+
+    Raises:
+        ValueError: an unknown run kind, or ``extra`` redefining a common key.
+    """
+    if run_kind not in RUN_KINDS:
+        raise ValueError(f"run_kind must be one of {RUN_KINDS}, got {run_kind!r}")
+    clash = sorted(set(extra) & set(RUN_TAG_KEYS))
+    if clash:
+        raise ValueError(f"extra tags redefine common keys: {clash}")
+    common = {
+        "run_kind": run_kind,
+        "model_family": model_family,
+        "data_digest": data_digest,
+        "data_source": data_source,
+        "git_commit": git_commit(),
+        "config_hash": config_hash,
+        "cohort_definition": COHORT_DEFINITION,
+        "gate_threshold": gate_threshold,
+    }
+    return {k: str(v) for k, v in {**common, **extra}.items()}
+
+
 def log_tags(tags: dict[str, Any]) -> None:
     mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+
+def load_model_card(run_id: str) -> tuple[str, str] | None:
+    """The (Markdown, HTML) model card logged by a run, or None if it has none."""
+    try:
+        return (
+            mlflow.artifacts.load_text(f"runs:/{run_id}/model_card/model_card.md"),
+            mlflow.artifacts.load_text(f"runs:/{run_id}/model_card/model_card.html"),
+        )
+    except (MlflowException, OSError):
+        return None

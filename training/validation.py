@@ -113,20 +113,27 @@ def evaluate_registered(
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
         tracking.log_dataset(cohort, name="validation", source=source, context="eval")
         tracking.log_tags(
-            {
-                "run_kind": "external_validation",
-                "model_family": model.metadata.get("model_family", model.kind),
-                "model_version": version.version,
-                "model_ref": f"{name}@{ref}",
-                "data_digest": digest,
-                "data_source": source,
-                "git_commit": tracking.git_commit(),
-                "gate_threshold": config.gate_threshold,
-            }
+            tracking.run_tags(
+                run_kind="external_validation",
+                model_family=model.metadata.get("model_family", model.kind),
+                data_digest=digest,
+                data_source=source,
+                config_hash=config.config_hash(),
+                gate_threshold=config.gate_threshold,
+                registered_model=name,
+                model_version=version.version,
+                model_ref=f"{name}@{ref}",
+            )
         )
         mlflow.log_metrics(evaluation.metrics)
         with tempfile.TemporaryDirectory() as tmp:
-            log_evidence(evaluation, Path(tmp), context=None)
+            # The card of the model evaluated, as its own run logged it.
+            log_evidence(
+                evaluation,
+                Path(tmp),
+                context=None,
+                model_card=tracking.load_model_card(version.run_id),
+            )
     return ValidationResult(run.info.run_id, str(version.version), evaluation.metrics)
 
 
@@ -172,15 +179,15 @@ def recalibrate_registered(
         )
         tracking.log_dataset(eval_part, name="test", source=source, context="eval")
         tracking.log_tags(
-            {
-                "run_kind": "recalibration",
-                "model_family": model.metadata.get("model_family", model.kind),
-                "recalibrated_from": version.version,
-                "data_digest": digest,
-                "data_source": source,
-                "git_commit": tracking.git_commit(),
-                "gate_threshold": config.gate_threshold,
-            }
+            tracking.run_tags(
+                run_kind="recalibration",
+                model_family=model.metadata.get("model_family", model.kind),
+                data_digest=digest,
+                data_source=source,
+                config_hash=config.config_hash(),
+                gate_threshold=config.gate_threshold,
+                recalibrated_from=version.version,
+            )
         )
         mlflow.log_params(
             {
@@ -203,6 +210,12 @@ def recalibrate_registered(
                 registered_model=names.registered_model,
                 champion_alias=names.champion_alias,
                 challenger_alias=names.challenger_alias,
+            )
+            tracking.log_tags(
+                {
+                    "registered_model": names.registered_model,
+                    "model_version": logged.version,
+                }
             )
             log_evidence(
                 after,

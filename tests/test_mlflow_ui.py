@@ -1,0 +1,260 @@
+"""The MLflow UI compares two runs: checked in a real (headless) Chromium.
+
+A temporary store gets two runs logged the way the pipeline logs them (the common
+tags, the fixed metric names, a few params); ``mlflow ui`` serves it on a free
+loopback port, as ``make ui`` does; Selenium drives Debian's Chromium to the
+compare-runs page and waits until the metric names are on it. The screenshot is
+kept under the test's tmp dir and copied to ``$TMPDIR/lnrisk-ui/`` (path printed)
+so a reviewer can look at it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from training.compare import REPORT_ARTIFACT, compare_page_url, run_artifact_url
+from training.tracking import COHORT_DEFINITION, RUN_TAG_KEYS
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not CHROMIUM.exists() or not CHROMEDRIVER.exists(),
+        reason="Debian chromium + chromium-driver not installed (make setup installs "
+        "them): /usr/bin/chromium, /usr/bin/chromedriver",
+    ),
+]
+
+# Metric names the compare page must show (a selection of REPORT_METRIC_KEYS).
+SHOWN = ("auroc", "brier", "cal_slope", "ici", "nb_at_gate", "oracle_auroc")
+RUNS = {
+    "train-xgboost-platt-0a1b2c3d4e5f": ("xgboost", 0.824, 0.0733, 1.07, 0.0064),
+    "train-logistic-platt-6a7b8c9d0e1f": ("logistic", 0.827, 0.0726, 1.06, 0.0055),
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _report(run_name: str) -> str:
+    """A real evaluation report page, of 400 synthetic predictions."""
+    import numpy as np
+
+    from training.eval_report import render_evaluation_report
+    from training.report import build_report
+
+    rng = np.random.default_rng(1)
+    p = rng.beta(1.2, 8.0, 400)
+    y = (rng.random(400) < p).astype(int)
+    report = build_report(
+        y, p, sex=np.full(400, "female"), age_years=rng.uniform(18, 70, 400)
+    )
+    return render_evaluation_report(
+        report, title=f"Evaluation report: {run_name}", y=y, p=p, n_boot=20
+    )
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> tuple[str, str, list[str]]:
+    """A SQLite store with two comparable runs: (uri, experiment id, run ids)."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param, RunTag
+
+    root = tmp_path_factory.mktemp("ui-store")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)  # never the session's global store
+    experiment = client.create_experiment(
+        "ln-risk-2y", artifact_location=(root / "mlartifacts").as_uri()
+    )
+    run_ids = []
+    now = int(time.time() * 1000)
+    for name, (family, auroc, brier, slope, ici) in RUNS.items():
+        run = client.create_run(experiment, run_name=name)
+        tags = {
+            "run_kind": "train",
+            "model_family": family,
+            "data_digest": "0315517d",
+            "data_source": "synthetic://clinical.md-s8?n=20000&seed=7&incidence=0.1"
+            "&shift=none",
+            "git_commit": "c435670e1cea895a955fdbc02734d87ce062ee49",
+            "config_hash": name.rsplit("-", 1)[1],
+            "cohort_definition": COHORT_DEFINITION,
+            "gate_threshold": "0.5",
+        }
+        assert set(tags) == set(RUN_TAG_KEYS)
+        metrics = {
+            "auroc": auroc,
+            "brier": brier,
+            "cal_slope": slope,
+            "ici": ici,
+            "nb_at_gate": 0.004,
+            "oracle_auroc": 0.838,
+        }
+        client.log_batch(
+            run.info.run_id,
+            metrics=[Metric(k, v, now, 0) for k, v in metrics.items()],
+            params=[Param("model.family", family), Param("seed", "7")],
+            tags=[RunTag(k, v) for k, v in tags.items()],
+        )
+        client.log_text(run.info.run_id, _report(name), REPORT_ARTIFACT)
+        client.set_terminated(run.info.run_id)
+        run_ids.append(run.info.run_id)
+    return uri, experiment, run_ids
+
+
+@pytest.fixture(scope="module")
+def ui(store) -> Iterator[str]:
+    """``mlflow ui`` on the store, as ``make ui`` starts it; yields its base URL."""
+    uri = store[0]
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = os.environ.copy() | {
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        # No GenAI job runners (seven huey consumer processes): not needed to browse.
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+         "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                out = proc.stdout.read().decode() if proc.stdout else ""
+                pytest.fail(f"mlflow ui exited early:\n{out[-3000:]}")
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        else:
+            pytest.fail("mlflow ui did not answer /health within 90 s")
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory) -> Iterator[object]:
+    """Headless Chromium with a fresh profile, shared by this module's tests."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1800,1400",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+    ):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def test_compare_page_shows_both_runs_and_the_metric_names(
+    ui, store, browser, tmp_path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _, experiment, run_ids = store
+    browser.get(compare_page_url(ui, run_ids, [experiment]))
+
+    def loaded(driver) -> bool:
+        text = driver.find_element(By.TAG_NAME, "body").text
+        return all(name in text for name in (*SHOWN, *RUNS))
+
+    try:
+        WebDriverWait(browser, 60, poll_frequency=0.5).until(loaded)
+        # Bring the metrics table into view for the screenshot.
+        heading = browser.find_element(
+            By.XPATH, "//*[normalize-space(text())='Metrics']"
+        )
+        browser.execute_script("arguments[0].scrollIntoView(true);", heading)
+        time.sleep(0.5)
+    finally:
+        shot = tmp_path / "mlflow-compare-runs.png"
+        browser.save_screenshot(str(shot))
+        kept = Path(tempfile.gettempdir()) / "lnrisk-ui" / shot.name
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, kept)
+        print(f"screenshot of the compare page: {kept}")
+    text = browser.find_element(By.TAG_NAME, "body").text
+    for name in (*SHOWN, *RUNS):
+        assert name in text, name
+    # each metric name is a visible cell of the page, not only hidden text
+    for name in SHOWN:
+        cells = browser.find_elements(
+            By.XPATH, f"//*[normalize-space(text())='{name}']"
+        )
+        assert any(cell.is_displayed() for cell in cells), name
+    assert shot.stat().st_size > 10_000  # a rendered page, not a blank one
+
+
+def test_run_page_shows_the_html_evaluation_report(ui, store, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _, experiment, run_ids = store
+    browser.get(run_artifact_url(ui, experiment, run_ids[0]))
+    try:
+        # MLflow shows an HTML artifact in an iframe of the run's artifact tab.
+        WebDriverWait(browser, 60, poll_frequency=0.5).until(
+            ec.frame_to_be_available_and_switch_to_it((By.TAG_NAME, "iframe"))
+        )
+        WebDriverWait(browser, 30, poll_frequency=0.5).until(
+            lambda d: "Headline metrics" in d.find_element(By.TAG_NAME, "body").text
+        )
+        text = browser.find_element(By.TAG_NAME, "body").text
+    finally:
+        browser.switch_to.default_content()
+        shot = tmp_path / "mlflow-run-report.png"
+        browser.save_screenshot(str(shot))
+        kept = Path(tempfile.gettempdir()) / "lnrisk-ui" / shot.name
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, kept)
+        print(f"screenshot of the report in the run page: {kept}")
+    for heading in ("Headline metrics", "At the gate", "Subgroups", "Model card"):
+        assert heading in text, heading
