@@ -10,20 +10,16 @@ so a reviewer can look at it.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
+from tests.servers import free_port, running
 from training.compare import REPORT_ARTIFACT, compare_page_url, run_artifact_url
 from training.tracking import COHORT_DEFINITION, RUN_TAG_KEYS
 
@@ -46,12 +42,6 @@ RUNS = {
     "train-xgboost-platt-0a1b2c3d4e5f": ("xgboost", 0.824, 0.0733, 1.07, 0.0064),
     "train-logistic-platt-6a7b8c9d0e1f": ("logistic", 0.827, 0.0726, 1.06, 0.0055),
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _report(run_name: str) -> str:
@@ -124,42 +114,18 @@ def store(tmp_path_factory) -> tuple[str, str, list[str]]:
 def ui(store) -> Iterator[str]:
     """``mlflow ui`` on the store, as ``make ui`` starts it; yields its base URL."""
     uri = store[0]
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = os.environ.copy() | {
+    port = free_port()
+    env = {
         "MLFLOW_DISABLE_TELEMETRY": "true",
         # No GenAI job runners (seven huey consumer processes): not needed to browse.
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
     }
-    proc = subprocess.Popen(
+    with running(
         [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
          "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                out = proc.stdout.read().decode() if proc.stdout else ""
-                pytest.fail(f"mlflow ui exited early:\n{out[-3000:]}")
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        else:
-            pytest.fail("mlflow ui did not answer /health within 90 s")
+        port=port, ready_path="/health", env=env,
+    ) as url:  # fmt: skip
         yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,53 +14,19 @@ import pytest
 
 from data_schema import frame_to_records, model_features, records_to_features
 from riskmodel import LNRiskModel
+from tests.servers import PROJECT, free_port, running
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-PROJECT = Path(__file__).resolve().parents[2]
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def serve(env: dict[str, str] | None = None, timeout: float = 90) -> Iterator[str]:
+def serve(env: dict[str, str] | None = None):  # -> context manager of the URL
     """`bentoml serve` of the service on a free loopback port, until /readyz is 200."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
+    port = free_port()
+    return running(
         [sys.executable, "-m", "bentoml", "serve", "serving.service:LNRiskService",
          "--host", "127.0.0.1", "--port", str(port)],
-        cwd=PROJECT,
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+        port=port, ready_path="/readyz", env=env,
     )  # fmt: skip
-    try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                out = proc.stdout.read().decode() if proc.stdout else ""
-                pytest.fail(f"bentoml serve exited early:\n{out[-3000:]}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        else:
-            pytest.fail(f"bentoml serve did not become ready within {timeout:g} s")
-        yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
