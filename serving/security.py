@@ -163,11 +163,6 @@ class AuditLog:
                 f.write(secrets.token_hex(32))
         return salt_file.read_text().strip()
 
-    def input_hash(self, payload: Any) -> str:
-        """Salted SHA-256 of a JSON-able payload (keys sorted: order-independent)."""
-        canonical = json.dumps(payload, sort_keys=True, default=str).encode()
-        return self.hash_bytes(canonical)
-
     def hash_bytes(self, data: bytes) -> str:
         """Salted SHA-256 (HMAC) of bytes: a body, or a digest of one."""
         return hmac.new(self._salt.encode(), data, hashlib.sha256).hexdigest()

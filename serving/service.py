@@ -184,16 +184,10 @@ class LNRiskService:
         screening support, not a diagnostic device.
         """
         results = self._predict(patients)
-        self.audit.write(
-            request_id=f"batch-{uuid.uuid4().hex}",
-            endpoint="predict_risk_batched",
-            model_name=self.model_name,
-            model_version=self.model_version,
-            criteria_version=self.criteria.criteria_version if self.criteria else None,
-            n_patients=len(patients),
-            input_sha256=self.audit.hash_bytes(
-                hashlib.sha256(_RECORDS_JSON.dump_json(patients)).digest()
-            ),
+        self._audit(
+            None,  # a merged batch has no single request behind it
+            "predict_risk_batched",
+            patients,
             n_passes_gate=sum(r.passes_gate for r in results),
             n_needs_review=sum(r.needs_review for r in results),
         )
@@ -463,12 +457,16 @@ class LNRiskService:
 
     def _audit(
         self,
-        ctx: bentoml.Context,
+        ctx: bentoml.Context | None,
         endpoint: str,
         patients: list[PatientRecord],
         **outcome: int,
     ) -> None:
-        request_id = ctx.request.headers.get("x-request-id") or uuid.uuid4().hex
+        """One audit line; ``ctx`` None for a merged batch (id ``batch-…``)."""
+        if ctx is None:
+            request_id = f"batch-{uuid.uuid4().hex}"
+        else:
+            request_id = ctx.request.headers.get("x-request-id") or uuid.uuid4().hex
         self.audit.write(
             request_id=request_id[:64],
             endpoint=endpoint,
@@ -481,10 +479,12 @@ class LNRiskService:
         )
 
     @staticmethod
-    def _body_digest(ctx: bentoml.Context, patients: list[PatientRecord]) -> bytes:
+    def _body_digest(
+        ctx: bentoml.Context | None, patients: list[PatientRecord]
+    ) -> bytes:
         """SHA-256 of the request body as received (see BodySizeLimitMiddleware);
-        the records' JSON when called without HTTP."""
-        state = ctx.request.scope.get("state") or {}
+        of the records' JSON for a merged batch or a call without HTTP."""
+        state = (ctx.request.scope.get("state") or {}) if ctx is not None else {}
         digest = state.get(BODY_DIGEST_KEY)
         return digest or hashlib.sha256(_RECORDS_JSON.dump_json(patients)).digest()
 

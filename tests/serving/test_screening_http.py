@@ -210,3 +210,12 @@ def test_batched_risk_endpoint_answers_like_the_plain_one(client: TestClient) ->
     assert batched.json() == plain.json()
     bad = client.post("/predict_risk_batched", json={"patients": [{"sex": "?"}]})
     assert bad.status_code == 400 and "sex" in bad.text
+    # audited once per merged batch, under a batch id
+    import json
+    import os
+
+    log = Path(os.environ["LNRISK_HOME"]).resolve() / "audit" / "audit.jsonl"
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    batched = [x for x in lines if x["endpoint"] == "predict_risk_batched"]
+    assert batched and batched[-1]["request_id"].startswith("batch-")
+    assert batched[-1]["n_patients"] == 2 and len(batched[-1]["input_sha256"]) == 64
