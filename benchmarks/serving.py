@@ -186,7 +186,8 @@ def write_bodies(folder: Path, n: int = 200) -> dict[str, Path]:
     cohort = generate_cohort(n=5000, seed=2026)
     records = frame_to_records(cohort)
     patients = [r.model_dump(mode="json", exclude_none=True) for r in records]
-    paths = {k: folder / f"{k}.jsonl" for k in ("single", "batch", "mlflow", "risk")}
+    kinds = ("single", "batch", "batch_columns", "mlflow", "risk")
+    paths = {k: folder / f"{k}.jsonl" for k in kinds}
     with open(paths["risk"], "w") as f:
         for p in patients[:n]:
             f.write(json.dumps({"patients": [p]}) + "\n")
@@ -199,6 +200,13 @@ def write_bodies(folder: Path, n: int = 200) -> dict[str, Path]:
         for k in range(4):
             chunk = patients[k * 1000 : (k + 1) * 1000]
             f.write(json.dumps({"patients": chunk, "screening_date": DAY.isoformat()}))
+            f.write("\n")
+    with open(paths["batch_columns"], "w") as f:  # the same patients, as columns
+        for k in range(4):
+            chunk = patients[k * 1000 : (k + 1) * 1000]
+            names = dict.fromkeys(name for p in chunk for name in p)
+            columns = {name: [p.get(name) for p in chunk] for name in names}
+            f.write(json.dumps({"columns": columns, "screening_date": DAY.isoformat()}))
             f.write("\n")
     columns = ["sex" if c == "male" else c for c in model_features()]
     with open(paths["mlflow"], "w") as f:

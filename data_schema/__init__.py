@@ -5,6 +5,7 @@ Imported by training, eligibility and serving.
 ``data_schema`` imports none of the other packages of this project.
 """
 
+from data_schema.columns import PatientColumns, columns_to_frame
 from data_schema.features import (
     frame_to_features,
     frame_to_records,
@@ -32,9 +33,11 @@ __all__ = [
     "TRUE_RISK_COLUMN",
     "CohortValidationError",
     "FieldSpec",
+    "PatientColumns",
     "PatientRecord",
     "RowError",
     "cohort_schema",
+    "columns_to_frame",
     "feature_description",
     "field_specs",
     "frame_to_features",

@@ -13,10 +13,9 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from data_schema.columns import typed_column
 from data_schema.fields import field_specs, model_features
 from data_schema.patient import PatientRecord
-
-_UNIX_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 DAYS_PER_YEAR = 365.25
 
@@ -129,26 +128,9 @@ def records_to_frame(records: Sequence[PatientRecord]) -> pd.DataFrame:
     by_field = list(zip(*(r.__dict__.values() for r in records), strict=True))
     if not by_field:
         by_field = [()] * len(specs)
-    columns: dict[str, object] = {}
-    for spec, values in zip(specs, by_field, strict=True):
-        if spec.kind == "float":
-            columns[spec.name] = np.array(values, dtype=np.float64)  # None → NaN
-            continue
-        cells = np.array(values, dtype=object)
-        missing = np.equal(cells, None)
-        if spec.kind == "int":
-            columns[spec.name] = pd.array(
-                np.where(missing, np.nan, cells).astype(np.float64)
-            ).astype("Int64")
-        elif spec.kind == "bool":
-            columns[spec.name] = pd.arrays.BooleanArray(np.equal(cells, True), missing)
-        elif spec.kind == "date":
-            # via day ordinals: ~20x faster than numpy parsing date objects
-            days = np.zeros(len(cells), dtype=np.int64)
-            days[~missing] = [d.toordinal() for d in cells[~missing]]
-            stamps = (days - _UNIX_EPOCH_ORDINAL).astype("datetime64[D]")
-            stamps[missing] = np.datetime64("NaT")
-            columns[spec.name] = stamps
-        else:
-            columns[spec.name] = cells
-    return pd.DataFrame(columns)
+    return pd.DataFrame(
+        {
+            spec.name: typed_column(spec, values)
+            for spec, values in zip(specs, by_field, strict=True)
+        }
+    )

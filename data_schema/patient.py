@@ -20,6 +20,7 @@ Conventions
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -416,18 +417,9 @@ class PatientRecord(BaseModel):
     def _check_consistency(self) -> PatientRecord:
         """Reject records whose fields contradict each other."""
         values = self.__dict__  # runs for every record of a batch: plain lookups
-        born = values["date_of_birth"]
-        if born is not None and born > date.today():
-            raise ValueError("date_of_birth: must not be in the future")
-        age, duration = values["age_years"], values["disease_duration_years"]
-        if age is not None and duration is not None and duration > age:
-            raise ValueError(
-                "disease_duration_years: must not exceed age_years "
-                f"({duration} > {age})"
-            )
-        for ever, last in _EXPOSURE_PAIRS:
-            if values[ever] is False and values[last] is not None:
-                raise ValueError(f"{last}: given although {ever} is false")
+        problems = consistency_problems(lambda name: (values[name],))
+        if problems:
+            raise ValueError(problems[0][1])
         return self
 
 
@@ -446,3 +438,38 @@ _EXPOSURE_STEMS: tuple[str, ...] = (
 )
 EXPOSURE_STEMS = _EXPOSURE_STEMS
 _EXPOSURE_PAIRS = tuple((f"{s}_ever", f"{s}_last_date") for s in _EXPOSURE_STEMS)
+
+
+def consistency_problems(
+    column: Callable[[str], Sequence[Any]],
+) -> list[tuple[int, str]]:
+    """Contradictions between fields, as (row, message), sorted by row.
+
+    The one definition of the cross-field rules: a record checks itself as a
+    one-row table, and a batch sent as columns (:mod:`data_schema.columns`) is
+    checked column by column without building a record per patient.
+
+    Args:
+        column: field name → that field's values, one per patient (None = missing).
+    """
+    problems: list[tuple[int, str]] = []
+    today = date.today()
+    for i, born in enumerate(column("date_of_birth")):
+        if born is not None and born > today:
+            problems.append((i, "date_of_birth: must not be in the future"))
+    ages, durations = column("age_years"), column("disease_duration_years")
+    for i, (age, duration) in enumerate(zip(ages, durations, strict=True)):
+        if age is not None and duration is not None and duration > age:
+            problems.append(
+                (
+                    i,
+                    "disease_duration_years: must not exceed age_years "
+                    f"({duration} > {age})",
+                )
+            )
+    for ever, last in _EXPOSURE_PAIRS:
+        for i, (e, d) in enumerate(zip(column(ever), column(last), strict=True)):
+            if e is False and d is not None:
+                problems.append((i, f"{last}: given although {ever} is false"))
+    problems.sort(key=lambda p: p[0])
+    return problems

@@ -12,6 +12,7 @@ from starlette.testclient import TestClient
 from data_schema import frame_to_records, model_features, records_to_features
 from eligibility import load_criteria, screen
 from riskmodel import LNRiskModel
+from serving.schemas import BatchScreening
 from training.synthetic import generate_cohort
 
 pytestmark = pytest.mark.slow
@@ -102,6 +103,46 @@ def test_screen_batch_equals_screen(client: TestClient, patients, served_model):
     ineligible = body["counts"]["ineligible"]
     assert steps[-1]["remaining"] == len(patients) - ineligible
     assert body["criteria_version"] == criteria.criteria_version
+    # the body is serialised without the response model: it must still match it
+    BatchScreening.model_validate(body)
+    # the same patients sent as columns get the same answer, byte for byte
+    rows = [_body(r) for r in patients]
+    names = dict.fromkeys(name for row in rows for name in row)
+    columns = {name: [row.get(name) for row in rows] for name in names}
+    as_columns = client.post(
+        "/screen_batch", json={"columns": columns, "screening_date": str(DAY)}
+    )
+    assert as_columns.status_code == 200, as_columns.text
+    assert as_columns.content == resp.content
+
+
+def test_screen_batch_refuses_bad_columns_naming_field_and_row(client) -> None:
+    both = {"patients": [{"sex": "male"}], "columns": {"sex": ["male"]}}
+    for body in (both, {}, {"screening_date": str(DAY)}):
+        resp = client.post("/screen_batch", json=body)
+        assert resp.status_code == 400, resp.text
+        assert "either `patients`" in resp.text
+    resp = client.post(
+        "/screen_batch",
+        json={"columns": {"sex": ["male", "female"], "c3_g_l": [0.8, -2.0]}},
+    )
+    assert resp.status_code == 400
+    assert ["columns", "c3_g_l", 1] in [e["loc"] for e in resp.json()["detail"]]
+    resp = client.post(
+        "/screen_batch",
+        json={
+            "columns": {
+                "sex": ["male", "female"],
+                "ivig_ever": [None, False],
+                "ivig_last_date": [None, "2025-01-01"],
+            }
+        },
+    )
+    assert resp.status_code == 400
+    assert "row 1: ivig_last_date: given although ivig_ever is false" in resp.text
+    too_many = {"columns": {"sex": ["female"] * 10_001}}
+    resp = client.post("/screen_batch", json=too_many)
+    assert resp.status_code == 400 and "at most 10,000" in resp.text
 
 
 def test_missing_data_is_needs_review_not_an_error(client: TestClient) -> None:
