@@ -22,7 +22,11 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from data_schema.fields import FieldSpec, field_specs
-from data_schema.patient import PatientRecord, consistency_problems
+from data_schema.patient import (
+    CONSISTENCY_FIELDS,
+    PatientRecord,
+    consistency_problems,
+)
 
 _UNIX_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 #: Contradictions listed in one error before "… and N more".
@@ -52,7 +56,9 @@ class _ColumnsBase(BaseModel):
                     f"{name}: {len(values)} values, but sex has {n} "
                     "(every column has one entry per patient)"
                 )
-        problems = consistency_problems(self.column)
+        problems = consistency_problems(
+            {name: self.column(name) for name in CONSISTENCY_FIELDS}
+        )
         if problems:
             listed = "; ".join(
                 f"row {row}: {message}"
