@@ -8,13 +8,14 @@ kind, illegal category values, duplicate ids, malformed rule trees.
 from __future__ import annotations
 
 import hashlib
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from eligibility.rules import Node, check_node, referenced_fields
+from eligibility.rules import Node, RiskGateNode, check_node, referenced_fields
 
 DEFAULT_CRITERIA_PATH = Path(__file__).with_name("nct05585671.yaml")
 """The registry's criteria for NCT05585671 (gate 0.5, age ≥ 18)."""
@@ -72,6 +73,17 @@ class TrialCriteria(BaseModel):
     def criteria_version(self) -> str:
         """``<trial>@<version>+sha256:<first 12 hex>``, for logs and decisions."""
         return f"{self.trial_id}@{self.version}+sha256:{self.sha256[:12]}"
+
+    @cached_property
+    def settled_at_visit_ids(self) -> frozenset[str]:
+        """Ids of the criteria only the screening visit settles (consent, ...)."""
+        return frozenset(c.id for c in self.criteria if c.settled_at_visit)
+
+    @cached_property
+    def risk_gate_ids(self) -> frozenset[str]:
+        """Ids of the criteria that restate the risk gate."""
+        gates = (c for c in self.criteria if isinstance(c.rule, RiskGateNode))
+        return frozenset(c.id for c in gates)
 
     @property
     def by_id(self) -> dict[str, Criterion]:

@@ -12,9 +12,9 @@ evidence it used. Missing inputs never become a number.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from data_schema.patient import PatientRecord
 
@@ -45,9 +45,10 @@ ACR1997_ITEMS: tuple[str, ...] = (
 """The 11 items of the 1997 revised ACR criteria, in Hochberg's order."""
 
 
-@dataclass(frozen=True)
-class Derived:
+class Derived(NamedTuple):
     """A derived value, possibly only known to lie in ``[lo, hi]``.
+
+    A NamedTuple, like the rule results built from it: immutable and cheap.
 
     Attributes:
         lo: smallest value still possible (``None``: unbounded / unknown).
@@ -60,7 +61,7 @@ class Derived:
     lo: float | None
     hi: float | None
     missing: tuple[str, ...] = ()
-    evidence: Mapping[str, Any] = field(default_factory=dict)
+    evidence: Mapping[str, Any] = MappingProxyType({})
 
     @property
     def exact(self) -> float | None:

@@ -20,13 +20,14 @@ inputs; it runs no model.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
-from typing import Any, Literal
+from types import MappingProxyType
+from typing import Any, Literal, NamedTuple
 
 from data_schema.patient import PatientRecord
 from eligibility.criteria import Criterion, TrialCriteria
-from eligibility.rules import Context, RiskGateNode, Truth, evaluate
+from eligibility.rules import Context, Truth, evaluate
 
 Verdict = Literal["met", "not_met", "unknown", "needs_judgment"]
 Status = Literal["eligible", "ineligible", "needs_review"]
@@ -39,11 +40,11 @@ _VERDICT: dict[Truth, Verdict] = {
 }
 
 
-@dataclass(frozen=True)
-class CriterionVerdict:
+class CriterionVerdict(NamedTuple):
     """The verdict on one criterion, with what it rests on.
 
     For an exclusion criterion ``met`` means the patient HAS the excluding condition.
+    A NamedTuple: a screening builds 41 per patient, per request.
 
     Attributes:
         id: criterion id.
@@ -59,7 +60,7 @@ class CriterionVerdict:
     verdict: Verdict
     reason: str
     missing: tuple[str, ...] = ()
-    evidence: Mapping[str, Any] = field(default_factory=dict)
+    evidence: Mapping[str, Any] = MappingProxyType({})
 
     @property
     def fails(self) -> bool:
@@ -115,12 +116,12 @@ def evaluate_criterion(criterion: Criterion, ctx: Context) -> CriterionVerdict:
     else:
         reason = ("meets: " if verdict == "met" else "does not meet: ") + result.reason
     return CriterionVerdict(
-        id=criterion.id,
-        kind=criterion.kind,
-        verdict=verdict,
-        reason=reason,
-        missing=result.missing if verdict == "unknown" else (),
-        evidence=dict(result.evidence),
+        criterion.id,
+        criterion.kind,
+        verdict,
+        reason,
+        result.missing if verdict == "unknown" else (),
+        dict(result.evidence),
     )
 
 
@@ -150,8 +151,8 @@ def screen(
         raise ValueError(f"band must satisfy 0 <= low <= high <= 1, got {band}")
     threshold = criteria.risk_gate.threshold
     ctx = Context(record, screening_date, risk, threshold)
-    verdicts = tuple(evaluate_criterion(c, ctx) for c in criteria.criteria)
-    settled_at_visit = {c.id for c in criteria.criteria if c.settled_at_visit}
+    verdicts = tuple([evaluate_criterion(c, ctx) for c in criteria.criteria])
+    settled_at_visit = criteria.settled_at_visit_ids
 
     common = {
         "verdicts": verdicts,
@@ -163,7 +164,7 @@ def screen(
     if risk <= threshold:
         reasons = (f"2-year LN risk {risk:.3f} ≤ gate {threshold:g}",)
         # The gate criterion itself would repeat the first reason.
-        gate_ids = {c.id for c in criteria.criteria if isinstance(c.rule, RiskGateNode)}
+        gate_ids = criteria.risk_gate_ids
         reasons += tuple(f"{v.id}: {v.reason}" for v in failed if v.id not in gate_ids)
         return Decision("ineligible", reasons, (), (), **common)
     if failed:

@@ -72,6 +72,10 @@ class Truth(enum.Enum):
     UNKNOWN = "unknown"
     JUDGMENT = "judgment"
 
+    # Members are singletons compared by identity; Enum's own __hash__ is Python
+    # code run on every verdict lookup (~0.4 µs), object's is a C slot.
+    __hash__ = object.__hash__
+
 
 # --- the tree, as pydantic models -----------------------------------------------------
 class _Node(BaseModel):
@@ -523,82 +527,117 @@ def _window(w: Window, ctx: Context, *, within: bool) -> Result:
 
 def evaluate(node: Node, ctx: Context) -> Result:
     """Evaluate a rule tree on one patient (pure; Kleene logic, see module doc)."""
+    try:
+        handler = _EVALUATORS[type(node)]
+    except KeyError:  # pragma: no cover
+        raise TypeError(f"not a rule node: {node!r}") from None
+    return handler(node, ctx)
+
+
+# One function per node type, looked up by type: ~2x cheaper than a `match` over
+# the classes for the 41 criteria × ~2 nodes of every screening.
+def _eval_all(node: AllNode, ctx: Context) -> Result:
+    return _combine([evaluate(c, ctx) for c in node.all_], is_all=True)
+
+
+def _eval_any(node: AnyNode, ctx: Context) -> Result:
+    return _combine([evaluate(c, ctx) for c in node.any_], is_all=False)
+
+
+_FLIPPED = {Truth.TRUE: Truth.FALSE, Truth.FALSE: Truth.TRUE}
+
+
+def _eval_not(node: NotNode, ctx: Context) -> Result:
+    r = evaluate(node.not_, ctx)
+    return Result(
+        _FLIPPED.get(r.value, r.value),
+        f"not ({r.reason})",
+        r.missing,
+        r.judgments,
+        r.evidence,
+    )
+
+
+def _eval_flag(node: IsTrueNode | IsFalseNode, ctx: Context) -> Result:
+    want = isinstance(node, IsTrueNode)
+    name = node.is_true if isinstance(node, IsTrueNode) else node.is_false
+    value = getattr(ctx.record, name)
+    if value is None:
+        return _missing(name)
+    return Result(
+        _of_bool(value is want),
+        f"{name} = {str(value).lower()}",
+        (),
+        (),
+        {name: value},
+    )
+
+
+def _eval_within(node: WithinDaysNode, ctx: Context) -> Result:
+    return _window(node.within_days, ctx, within=True)
+
+
+def _eval_more_than(node: MoreThanDaysAgoNode, ctx: Context) -> Result:
+    return _window(node.more_than_days_ago, ctx, within=False)
+
+
+def _eval_judgment(node: JudgmentNode, ctx: Context) -> Result:
+    return Result(
+        Truth.JUDGMENT,
+        f"investigator to judge: {node.judgment}",
+        (),
+        (node.judgment,),
+    )
+
+
+def _eval_gate(node: RiskGateNode, ctx: Context) -> Result:
+    if ctx.risk is None or ctx.risk_threshold is None:
+        return Result(Truth.UNKNOWN, "no model risk or gate given", ("risk",))
+    ok = ctx.risk > ctx.risk_threshold
+    sign = ">" if ok else "≤"
+    return Result(
+        _of_bool(ok),
+        f"2-year LN risk {ctx.risk:.3f} {sign} gate {ctx.risk_threshold:g}",
+        (),
+        (),
+        {"risk": ctx.risk},
+    )
+
+
+def _eval_compare(node: CompareNode, ctx: Context) -> Result:
     rec = ctx.record
-    match node:
-        case AllNode():
-            return _combine([evaluate(c, ctx) for c in node.all_], is_all=True)
-        case AnyNode():
-            return _combine([evaluate(c, ctx) for c in node.any_], is_all=False)
-        case NotNode():
-            r = evaluate(node.not_, ctx)
-            flipped = {Truth.TRUE: Truth.FALSE, Truth.FALSE: Truth.TRUE}
-            return Result(
-                flipped.get(r.value, r.value),
-                f"not ({r.reason})",
-                r.missing,
-                r.judgments,
-                r.evidence,
-            )
-        case IsTrueNode() | IsFalseNode():
-            name = node.is_true if isinstance(node, IsTrueNode) else node.is_false
-            value = getattr(rec, name)
-            if value is None:
-                return _missing(name)
-            want = isinstance(node, IsTrueNode)
-            return Result(
-                _of_bool(value is want),
-                f"{name} = {str(value).lower()}",
-                (),
-                (),
-                {name: value},
-            )
-        case WithinDaysNode():
-            return _window(node.within_days, ctx, within=True)
-        case MoreThanDaysAgoNode():
-            return _window(node.more_than_days_ago, ctx, within=False)
-        case JudgmentNode():
-            return Result(
-                Truth.JUDGMENT,
-                f"investigator to judge: {node.judgment}",
-                (),
-                (node.judgment,),
-            )
-        case RiskGateNode():
-            if ctx.risk is None or ctx.risk_threshold is None:
-                return Result(Truth.UNKNOWN, "no model risk or gate given", ("risk",))
-            ok = ctx.risk > ctx.risk_threshold
-            sign = ">" if ok else "≤"
-            return Result(
-                _of_bool(ok),
-                f"2-year LN risk {ctx.risk:.3f} {sign} gate {ctx.risk_threshold:g}",
-                (),
-                (),
-                {"risk": ctx.risk},
-            )
-        case CompareNode():
-            if node.derived is not None:
-                return _compare_derived(
-                    node, DERIVED[node.derived](rec, ctx.screening_date)
-                )
-            if node.days_since is not None:
-                ago = days_since(rec, node.days_since, ctx.screening_date)
-                if ago is None:
-                    return _missing(node.days_since)
-                d = Derived(
-                    ago, ago, (), {node.days_since: getattr(rec, node.days_since)}
-                )
-                return _compare_derived(node, d)
-            assert node.field is not None
-            value = getattr(rec, node.field)
-            if value is None:
-                return _missing(node.field)
-            ok = OPS[node.op](value, node.value)
-            sign = node.op if ok else f"not {node.op}"
-            return Result(
-                _of_bool(ok),
-                f"{node.field} = {_fmt(value)} {sign} {_fmt(node.value)}",
-                (),
-                (),
-                {node.field: value},
-            )
-    raise TypeError(f"not a rule node: {node!r}")  # pragma: no cover
+    if node.derived is not None:
+        return _compare_derived(node, DERIVED[node.derived](rec, ctx.screening_date))
+    if node.days_since is not None:
+        ago = days_since(rec, node.days_since, ctx.screening_date)
+        if ago is None:
+            return _missing(node.days_since)
+        d = Derived(ago, ago, (), {node.days_since: getattr(rec, node.days_since)})
+        return _compare_derived(node, d)
+    assert node.field is not None
+    value = getattr(rec, node.field)
+    if value is None:
+        return _missing(node.field)
+    ok = OPS[node.op](value, node.value)
+    sign = node.op if ok else f"not {node.op}"
+    return Result(
+        _of_bool(ok),
+        f"{node.field} = {_fmt(value)} {sign} {_fmt(node.value)}",
+        (),
+        (),
+        {node.field: value},
+    )
+
+
+_EVALUATORS: dict[type, Callable[[Any, Context], Result]] = {
+    AllNode: _eval_all,
+    AnyNode: _eval_any,
+    NotNode: _eval_not,
+    IsTrueNode: _eval_flag,
+    IsFalseNode: _eval_flag,
+    WithinDaysNode: _eval_within,
+    MoreThanDaysAgoNode: _eval_more_than,
+    JudgmentNode: _eval_judgment,
+    RiskGateNode: _eval_gate,
+    CompareNode: _eval_compare,
+}

@@ -9,12 +9,13 @@ where the true risk is known; 1.0 = the raw bootstrap band).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import xgboost as xgb
 
 from riskmodel.calibration import Calibration
+from riskmodel.trees import TreeArrays, booster_margin, compile_booster
 
 _CLIP = 1e-8
 
@@ -53,18 +54,22 @@ class RiskBand:
     calibrations: tuple[Calibration, ...]
     level: float = 0.90
     inflation: float = 1.0
+    #: each member as numpy arrays (:mod:`riskmodel.trees`); empty = not compiled
+    trees: tuple[TreeArrays | None, ...] = field(default=(), repr=False, compare=False)
+
+    def with_compiled_trees(self) -> RiskBand:
+        """The same band, scoring a few rows at a time with numpy."""
+        return replace(self, trees=tuple(compile_booster(b) for b in self.boosters))
 
     def member_predictions(self, features: np.ndarray) -> np.ndarray:
         """Calibrated risks, shape (n_members, n_patients)."""
+        trees = self.trees or (None,) * len(self.boosters)
         return np.stack(
             [
-                cal.apply(
-                    np.asarray(
-                        b.inplace_predict(features, predict_type="margin"),
-                        dtype=np.float64,
-                    ).reshape(-1)
+                cal.apply(booster_margin(b, features, t))
+                for b, t, cal in zip(
+                    self.boosters, trees, self.calibrations, strict=True
                 )
-                for b, cal in zip(self.boosters, self.calibrations, strict=True)
             ]
         )
 

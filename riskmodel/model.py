@@ -26,6 +26,7 @@ import xgboost as xgb
 from riskmodel.band import RiskBand
 from riskmodel.calibration import Calibration, ModelFormatError
 from riskmodel.linear import LinearScorer
+from riskmodel.trees import TreeArrays, booster_margin, compile_booster
 
 FORMAT_VERSION = 1
 MANIFEST = "model.json"
@@ -46,6 +47,8 @@ class LNRiskModel:
         metadata: free-form provenance (training run, data digest, config hash).
         linear: the logistic scorer when ``booster`` is None.
         band: bootstrap members giving a per-patient uncertainty band, or None.
+        trees: the booster as numpy arrays for scoring a few rows at a time (see
+            :meth:`compile_trees`), or None.
     """
 
     booster: xgb.Booster | None
@@ -55,6 +58,7 @@ class LNRiskModel:
     metadata: dict[str, Any] = field(default_factory=dict)
     linear: LinearScorer | None = None
     band: RiskBand | None = None
+    trees: TreeArrays | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if (self.booster is None) == (self.linear is None):
@@ -71,6 +75,24 @@ class LNRiskModel:
         if self.band is not None:
             self.band.set_threads(n_threads)
 
+    def compile_trees(self) -> bool:
+        """Score up to a few rows at a time by walking the trees with numpy.
+
+        ~4x cheaper than a booster call for one patient, and the same margins bit
+        for bit (see :mod:`riskmodel.trees`). For a service that scores one patient
+        per request; costs ~30 ms per booster once. Returns True when the booster
+        and every band member compiled (a booster that does not keeps scoring
+        with XGBoost).
+        """
+        if self.booster is None:
+            return False
+        self.trees = compile_booster(self.booster)
+        compiled = self.trees is not None
+        if self.band is not None:
+            self.band = self.band.with_compiled_trees()
+            compiled = compiled and all(t is not None for t in self.band.trees)
+        return compiled
+
     def margin(self, features: np.ndarray) -> np.ndarray:
         """The booster's raw log-odds for a float32 matrix (n, n_features)."""
         features = np.asarray(features, dtype=np.float32)
@@ -84,8 +106,7 @@ class LNRiskModel:
         if self.linear is not None:
             return self.linear.margin(features, self.feature_names)
         assert self.booster is not None
-        out = self.booster.inplace_predict(features, predict_type="margin")
-        return np.asarray(out, dtype=np.float64).reshape(-1)
+        return booster_margin(self.booster, features, self.trees)
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         """Calibrated 2-year risk, one probability per row."""

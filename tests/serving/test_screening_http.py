@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 from data_schema import frame_to_records, model_features, records_to_features
 from eligibility import load_criteria, screen
 from riskmodel import LNRiskModel
-from serving.schemas import BatchScreening
+from serving.schemas import BatchScreening, ScreeningDecision
 from training.synthetic import generate_cohort
 
 pytestmark = pytest.mark.slow
@@ -61,6 +61,8 @@ def test_screen_equals_the_library_for_1000_patients(
         )
         assert resp.status_code == 200, resp.text
         got = resp.json()
+        # serialised without the response model: it must still be its exact shape
+        assert ScreeningDecision.model_validate(got).model_dump(mode="json") == got
         want = _library_decision(record, served_model, criteria)
         assert got["status"] == want.status
         assert got["risk_2y"] == pytest.approx(want.risk, rel=1e-9)
@@ -104,7 +106,7 @@ def test_screen_batch_equals_screen(client: TestClient, patients, served_model):
     assert steps[-1]["remaining"] == len(patients) - ineligible
     assert body["criteria_version"] == criteria.criteria_version
     # the body is serialised without the response model: it must still match it
-    BatchScreening.model_validate(body)
+    assert BatchScreening.model_validate(body).model_dump(mode="json") == body
     # the same patients sent as columns get the same answer, byte for byte
     rows = [_body(r) for r in patients]
     names = dict.fromkeys(name for row in rows for name in row)
