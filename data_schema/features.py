@@ -12,6 +12,7 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from data_schema.columns import typed_column
 from data_schema.fields import field_specs, model_features
@@ -53,9 +54,9 @@ def frame_to_features(df: pd.DataFrame, *, as_of: date | None = None) -> np.ndar
             ref = pd.Timestamp(as_of or date.today())
             derived = (ref - dob).dt.days / DAYS_PER_YEAR
             col = col.astype("float64").fillna(derived)
-        out[:, j] = pd.to_numeric(col, errors="coerce").to_numpy(
-            dtype=np.float32, na_value=np.nan
-        )
+        if not (is_numeric_dtype(col.dtype) or is_bool_dtype(col.dtype)):
+            col = pd.to_numeric(col, errors="coerce")  # ~5x the cost: only if needed
+        out[:, j] = col.to_numpy(dtype=np.float32, na_value=np.nan)
     return out
 
 
