@@ -29,6 +29,17 @@ with bentoml.SyncHTTPClient(URL) as client:  # add token="<key>" with LNRISK_API
         print(f"  {verdict['id']}: {verdict['verdict']} — {verdict['reason']}")
     batch = client.screen_batch(patients=[patient, {"sex": "female", "age_years": 40}])
     print(batch["counts"])
+    # A registry as columns, one list per field (null = not recorded); from pandas:
+    # df.astype(object).where(df.notna(), None).to_dict("list")
+    registry = {
+        "patient_id": ["R-1", "R-2", "R-3"],
+        "sex": ["female", "male", "female"],
+        "age_years": [31, 24, None],
+        "anti_dsdna_iu_ml": [40, 800, None],
+        "c3_g_l": [1.1, 0.45, None],
+    }
+    table = client.screen_batch(columns=registry, screening_date="2026-12-01")
+    print([(p["patient_id"], p["status"]) for p in table["patients"]])
     try:
         client.screen(patient={**patient, "c3_g_l": 12})
     except bentoml.exceptions.BentoMLException as err:  # HTTP 400, names the field

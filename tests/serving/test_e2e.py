@@ -254,6 +254,7 @@ def test_the_python_client_example_runs(server: str) -> None:
     assert first[0] in {"eligible", "ineligible", "needs_review"}
     assert first[2].startswith("NCT05585671@")
     assert "INC-01-age: met" in out.stdout
+    assert "('R-1', 'ineligible')" in out.stdout  # the registry sent as columns
     assert "InvalidArgument" in out.stdout and "c3_g_l" in out.stdout
 
 
