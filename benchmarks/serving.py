@@ -65,14 +65,16 @@ def server(
     url = f"http://127.0.0.1:{port}"
     cmd = [c.replace("{port}", str(port)) for c in cmd]
     start = time.perf_counter()
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - a pipe nobody drains would block
     proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log,
         start_new_session=True,
     )  # fmt: skip
     try:
         while True:
             if proc.poll() is not None:
-                err = proc.stderr.read().decode() if proc.stderr else ""
+                log.seek(0)
+                err = log.read().decode(errors="replace")
                 raise SystemExit(f"{cmd[:4]} exited:\n{err[-2000:]}")
             try:
                 if httpx.get(url + ready_path, timeout=1).status_code == 200:
@@ -90,6 +92,7 @@ def server(
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
 
 
 def tree(pid: int) -> list[psutil.Process]:

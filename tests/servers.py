@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,18 +36,22 @@ def running(
     """Run ``cmd`` (listening on ``port``) until ``ready_path`` answers 200.
 
     Yields the base URL; stops the whole process group afterwards. A process that
-    exits early fails the test with the end of its output.
+    exits early fails the test with the end of its output. The output goes to a
+    file, never to an undrained pipe: a server that logs more than a pipe holds
+    (64 kB of rejected fuzzing input, say) would block in its next log write.
     """
     url = f"http://127.0.0.1:{port}"
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
     proc = subprocess.Popen(
         cmd, cwd=PROJECT, env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                out = proc.stdout.read().decode() if proc.stdout else ""
+                log.seek(0)
+                out = log.read().decode(errors="replace")
                 pytest.fail(f"{' '.join(cmd[:4])} exited early:\n{out[-3000:]}")
             try:
                 if httpx.get(url + ready_path, timeout=1).status_code == 200:
@@ -65,3 +70,4 @@ def running(
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
