@@ -352,7 +352,8 @@ class LNRiskService:
         counts = {s: 0 for s in ("eligible", "needs_review", "ineligible")}
         counts.update(table["status"].value_counts().to_dict())
         attrition = attrition_table(table, self.criteria, min_cell=1)
-        self._audit(ctx, "screen_batch", patients or columns, len(ids), **counts)
+        sent = patients if patients is not None else columns
+        self._audit(ctx, "screen_batch", sent, len(ids), **counts)
         # Serialised once by pydantic-core from plain data: validating ~1,000
         # nested answers we built from typed arrays cost more than screening them.
         # tests/serving check the body against BatchScreening.
