@@ -486,10 +486,11 @@ def consistency_problems(
                     )
                 )
     for ever, last in _EXPOSURE_PAIRS:
-        flags = columns[ever]
-        if False not in flags:  # flags are True/False/None (strict booleans)
+        flags, dates = columns[ever], columns[last]
+        # flags are True/False/None (strict booleans)
+        if dates.count(None) == len(dates) or False not in flags:
             continue
-        for i, (e, d) in enumerate(zip(flags, columns[last], strict=True)):
+        for i, (e, d) in enumerate(zip(flags, dates, strict=True)):
             if e is False and d is not None:
                 problems.append((i, f"{last}: given although {ever} is false"))
     problems.sort(key=lambda p: p[0])
