@@ -15,6 +15,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from data_schema.fields import FieldSpec, field_specs
+from data_schema.patient import CONSISTENCY_FIELDS, consistency_problems
 
 #: 1 if new-onset lupus nephritis occurred within 24 months of the record, else 0.
 OUTCOME_COLUMN = "ln_within_2y"
@@ -88,13 +89,6 @@ def _column(spec: FieldSpec, *, required: bool) -> pa.Column:
     )
 
 
-def _duration_within_age(df: pd.DataFrame) -> pd.Series:
-    if "age_years" not in df or "disease_duration_years" not in df:
-        return pd.Series(True, index=df.index)
-    bad = df["disease_duration_years"] > df["age_years"]
-    return ~bad.fillna(False).astype(bool)
-
-
 def cohort_schema() -> pa.DataFrameSchema:
     """The pandera schema of a cohort table (one row per patient)."""
     columns: dict[str, pa.Column] = {}
@@ -115,12 +109,6 @@ def cohort_schema() -> pa.DataFrameSchema:
     columns[f"{SYNTHETIC_PREFIX}.*"] = pa.Column(regex=True, required=False)
     return pa.DataFrameSchema(
         columns,
-        checks=[
-            pa.Check(
-                _duration_within_age,
-                error="disease_duration_years must not exceed age_years",
-            )
-        ],
         unique=["patient_id"],
         strict=True,
         name="cohort",
@@ -215,6 +203,7 @@ def validate_cohort(df: pd.DataFrame) -> pd.DataFrame:
     """
     df = df.reset_index(drop=True)
     df, errors = _coerce(df)
+    errors += _contradictions(df)
     try:
         validated = cohort_schema().validate(df, lazy=True)
     except pa.errors.SchemaErrors as exc:
@@ -261,6 +250,27 @@ def validate_cohort(df: pd.DataFrame) -> pd.DataFrame:
         errors.sort(key=lambda e: (e.row is None, e.row or 0, e.column or ""))
         raise CohortValidationError(errors)
     return validated
+
+
+def _contradictions(df: pd.DataFrame) -> list[RowError]:
+    """The record's cross-field rules, row by row (one definition:
+    :func:`data_schema.patient.consistency_problems`)."""
+    specs = field_specs()
+    columns: dict[str, list[object]] = {}
+    for name in CONSISTENCY_FIELDS:
+        if name not in df:
+            columns[name] = [None] * len(df)
+            continue
+        col = df[name]
+        values = col.astype(object).where(col.notna(), None).tolist()
+        if specs[name].kind == "date":  # Timestamp → date, as in a record
+            values = [None if v is None else v.date() for v in values]
+        columns[name] = values
+    errors = []
+    for row, message in consistency_problems(columns):
+        column, reason = message.split(": ", 1)
+        errors.append(RowError(row, column, reason))
+    return errors
 
 
 def _plain(value: object) -> object:

@@ -72,11 +72,22 @@ def test_missing_required_column_is_reported() -> None:
 
 
 def test_row_consistency_check() -> None:
+    """The record's cross-field rules, with the row and the field to fix."""
+    from datetime import date, timedelta
+
     df = _good_table()
-    df["disease_duration_years"] = [1.0, 1.0, 99.0, 1.0, 1.0, 1.0]
+    df["disease_duration_years"] = [1.0, 1.0, 45.0, 1.0, 1.0, 1.0]  # age 36
+    df["ivig_ever"] = [None, False, None, True, None, None]
+    df["ivig_last_date"] = [None, "2025-01-01", None, "2025-01-01", None, None]
+    future = (date.today() + timedelta(days=10)).isoformat()
+    df["date_of_birth"] = [None, None, None, None, future, None]
     with pytest.raises(CohortValidationError) as info:
         validate_cohort(df)
-    assert info.value.bad_rows == [2]
+    assert info.value.bad_rows == [1, 2, 4]
+    found = {(e.row, e.column): e.reason for e in info.value.errors}
+    assert found[(1, "ivig_last_date")] == "given although ivig_ever is false"
+    assert found[(2, "disease_duration_years")].startswith("must not exceed age_years")
+    assert found[(4, "date_of_birth")] == "must not be in the future"
 
 
 def test_table_and_record_paths_give_the_same_features() -> None:
