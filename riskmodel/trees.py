@@ -11,7 +11,7 @@ Exactness: XGBoost sends a row to the left child when ``value < split_condition`
 sends a missing value (NaN) the node's default way, and adds the leaf values to the
 base margin tree by tree in float32. :meth:`TreeArrays.margin` does the same,
 including the sequential float32 sum. :func:`compile_booster` returns arrays only if
-they reproduce the booster exactly on probe rows built from every split threshold;
+they reproduce the booster exactly on probe rows built from the split thresholds;
 otherwise (categorical splits, other objectives, multi-output) it returns None and
 the booster is used. The tests compare both on 20,000 synthetic patients.
 """
@@ -125,8 +125,9 @@ def _depth(left: np.ndarray, right: np.ndarray) -> int:
 
 
 def probe_rows(trees: TreeArrays, n_features: int, n: int = 512) -> np.ndarray:
-    """Rows whose values sit on, just below and just above every split threshold,
-    or are missing: every branch of every tree, its boundaries included."""
+    """Rows drawn, column by column, from that column's split thresholds, the
+    float32 neighbours just below and above each, 0 and NaN: values on every
+    boundary where ``<`` and the default direction could differ from XGBoost's."""
     rng = np.random.default_rng(0)
     inner = trees.left != np.arange(len(trees.left))
     candidates: list[np.ndarray] = []
