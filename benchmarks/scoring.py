@@ -2,8 +2,10 @@
 
 Measured in one run, on the same synthetic training data and hyperparameters:
 
-* ``native``   — what the service does: PatientRecord → float32 row →
-  ``Booster.inplace_predict`` (margin) → Platt calibration (``riskmodel.LNRiskModel``).
+* ``native``   — PatientRecord → float32 row → ``Booster.inplace_predict`` (margin) →
+  Platt calibration (``riskmodel.LNRiskModel``).
+* ``tree walk`` — what the service does: the same, with the booster's trees walked by
+  numpy (``LNRiskModel.compile_trees``, ``riskmodel/trees.py``); the same numbers.
 * ``sklearn``  — ``CalibratedClassifierCV(XGBClassifier, cv=3)`` ``predict_proba`` on a
   one-row DataFrame (the pickled-pipeline approach).
 * ``pyfunc``   — the same native model through MLflow's pyfunc ``predict`` (schema
@@ -77,6 +79,13 @@ def main() -> None:
         args.repeats,
     )
 
+    before = model.predict_proba(records_to_features(record))
+    assert model.compile_trees()
+    assert np.array_equal(model.predict_proba(records_to_features(record)), before)
+    walked = median_ms(
+        lambda: model.predict_proba(records_to_features(record)), args.repeats
+    )
+
     feature_names = list(model.feature_names)
     base = build_xgboost(cfg.model.model_copy(update={"n_jobs": 1}), args.seed)
     sk = CalibratedClassifierCV(base, method="sigmoid", cv=3).fit(
@@ -110,10 +119,12 @@ def main() -> None:
     for name, ms in [
         ("booster.inplace_predict (margin only)", booster_only),
         ("native: record → row → booster → Platt", native),
+        ("service: record → row → tree walk → Platt", walked),
         ("sklearn CalibratedClassifierCV(cv=3)", sklearn_ms),
         ("MLflow pyfunc predict (same model)", pyfunc_ms),
     ]:
         print(f"{name:<40}{ms:>22.3f}")
+    print(f"native / tree walk: {native / walked:.1f}x")
     print(f"sklearn / native: {sklearn_ms / native:.1f}x")
     print(f"pyfunc / native:  {pyfunc_ms / native:.1f}x")
     print(
@@ -121,6 +132,8 @@ def main() -> None:
             {
                 "native_ms": round(native, 4),
                 "booster_ms": round(booster_only, 4),
+                "tree_walk_ms": round(walked, 4),
+                "native_over_tree_walk": round(native / walked, 2),
                 "sklearn_calibrated_ms": round(sklearn_ms, 4),
                 "pyfunc_ms": round(pyfunc_ms, 4),
                 "sklearn_over_native": round(sklearn_ms / native, 2),
