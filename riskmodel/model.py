@@ -8,8 +8,11 @@ Two model kinds share one format: ``xgboost`` (a booster) and ``logistic`` (a
     booster.ubj    the XGBoost booster in XGBoost's native UBJSON format (xgboost)
 
 Scoring is ``booster.inplace_predict`` on a float32 matrix (the booster's margin)
-followed by the calibration map. For one patient this is ~0.2 ms, where a scikit-learn
-``CalibratedClassifierCV`` over three boosters costs ~6 ms (feasibility.md §3a).
+followed by the calibration map. For one patient this is ~0.2–0.3 ms, where a
+scikit-learn ``CalibratedClassifierCV`` over three boosters costs ~6–12 ms
+(feasibility.md §3a, ``benchmarks/scoring.py``). After :meth:`LNRiskModel.compile_trees`
+a few rows at a time are scored by walking the trees with numpy (~0.05 ms, the same
+numbers; :mod:`riskmodel.trees`).
 """
 
 from __future__ import annotations
