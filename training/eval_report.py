@@ -23,7 +23,7 @@ import html
 import math
 import re
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,14 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from training import metrics as m
-from training.model_card import PLOT_CAPTIONS, fmt_count, fmt_num, fmt_pct
+from training.model_card import (
+    PLOT_CAPTIONS,
+    fmt_count,
+    fmt_num,
+    fmt_pct,
+    subgroup_table,
+    threshold_table,
+)
 
 BOOTSTRAPS = 200
 """Resamples behind each bootstrap interval (about 1 s at 5,000 patients)."""
@@ -403,51 +410,18 @@ def _headline_html(table: pd.DataFrame) -> str:
 
 def _gate_html(report: Mapping[str, Any], gate_table: pd.DataFrame | None) -> str:
     gate = float((report.get("settings") or {}).get("threshold", m.GATE))
-    n = (report.get("summary") or {}).get("n")
     out = [
         f"<p>The trial admits a patient whose predicted 2-year risk is higher than "
         f"{gate:g} (p &gt; {gate:g}). Every threshold of the table is read the same "
         "way; the gate's row is highlighted.</p>"
     ]
-    table = report.get("threshold_table") or []
-    rows, gate_rows = [], set()
-    for i, r in enumerate(table):
-        if math.isclose(float(r["threshold"]), gate):
-            gate_rows.add(i)
-        rows.append(
-            [
-                fmt_num(r.get("threshold")),
-                fmt_pct(r.get("sensitivity")),
-                fmt_pct(r.get("specificity")),
-                fmt_pct(r.get("ppv")),
-                fmt_pct(r.get("npv")),
-                fmt_count(r.get("tp")),
-                fmt_count(r.get("fp")),
-                fmt_count(r.get("tn")),
-                fmt_count(r.get("fn")),
-                fmt_count(r.get("n_above"), n),
-                fmt_num(r.get("screened_per_above")),
-            ]
-        )
-    out.append(
-        _table(
-            [
-                "Threshold",
-                "Sensitivity",
-                "Specificity",
-                "PPV",
-                "NPV",
-                "TP",
-                "FP",
-                "TN",
-                "FN",
-                "Above",
-                "Screened per patient above",
-            ],
-            rows,
-            frozenset(gate_rows),
-        )
+    header, rows = threshold_table(report)
+    gate_rows = frozenset(
+        i
+        for i, r in enumerate(report.get("threshold_table") or [])
+        if math.isclose(float(r["threshold"]), gate)
     )
+    out.append(_table(header, rows, gate_rows))
     utility = report.get("clinical_utility") or {}
     out.append(
         f"<p>Net benefit at the gate (true positives per patient screened): model "
@@ -512,47 +486,10 @@ def _subgroups_html(report: Mapping[str, Any]) -> str:
     settings = report.get("settings") or {}
     min_cell = int(settings.get("min_cell", 10))
     gate = float(settings.get("threshold", m.GATE))
-    metric_format: tuple[tuple[str, Callable[[Any], str]], ...] = (
-        ("auroc", fmt_num),
-        ("brier", fmt_num),
-        ("mean_predicted", fmt_pct),
-        ("observed_rate", fmt_pct),
-        ("n_above_gate", fmt_count),
-        ("sensitivity_at_gate", fmt_pct),
-        ("ppv_at_gate", fmt_pct),
-    )
-    rows = []
-    for r in report.get("subgroups") or []:
-        # A count is None only when withheld (n - events would reveal a small cell).
-        counts = [
-            "suppressed" if r.get(key) is None else fmt_count(r.get(key))
-            for key in ("n", "events")
-        ]
-        values = [
-            f"suppressed (<{min_cell})" if r.get("suppressed") else fmt(r.get(key))
-            for key, fmt in metric_format
-        ]
-        label = str(r.get("attribute", "")).replace("_", " ")
-        rows.append([label, str(r.get("group", "")), *counts, *values])
+    header, rows = subgroup_table(report, min_cell, gate)
     return (
         f"<p>By sex and age band (years). A group with fewer than {min_cell} "
-        "patients, events or non-events is suppressed.</p>"
-        + _table(
-            [
-                "Attribute",
-                "Group",
-                "n",
-                "Events",
-                "AUROC",
-                "Brier",
-                "Mean predicted",
-                "Observed",
-                f"n > {gate:g}",
-                f"Sensitivity at {gate:g}",
-                f"PPV at {gate:g}",
-            ],
-            rows,
-        )
+        "patients, events or non-events is suppressed.</p>" + _table(header, rows)
     )
 
 

@@ -19,7 +19,7 @@ import base64
 import html
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -236,6 +236,84 @@ class _Doc:
 
 
 _TAG_OPENER = re.compile(r"<(?=[A-Za-z/!?])")
+
+
+def threshold_table(report: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Header and formatted rows of the threshold table.
+
+    One definition for the model card and the evaluation report
+    (``training/eval_report.py``).
+    """
+    n = (report.get("summary") or {}).get("n")
+    header = [
+        "Threshold",
+        "Sensitivity",
+        "Specificity",
+        "PPV",
+        "NPV",
+        "TP",
+        "FP",
+        "TN",
+        "FN",
+        "Above",
+        "Screened per patient above",
+    ]
+    rows = [
+        [
+            fmt_num(r.get("threshold")),
+            fmt_pct(r.get("sensitivity")),
+            fmt_pct(r.get("specificity")),
+            fmt_pct(r.get("ppv")),
+            fmt_pct(r.get("npv")),
+            fmt_count(r.get("tp")),
+            fmt_count(r.get("fp")),
+            fmt_count(r.get("tn")),
+            fmt_count(r.get("fn")),
+            fmt_count(r.get("n_above"), n),
+            fmt_num(r.get("screened_per_above")),
+        ]
+        for r in report.get("threshold_table") or []
+    ]
+    return header, rows
+
+
+_SUBGROUP_METRICS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
+    ("auroc", "AUROC", fmt_num),
+    ("brier", "Brier", fmt_num),
+    ("citl", "CITL", fmt_num),
+    ("mean_predicted", "Mean predicted", fmt_pct),
+    ("observed_rate", "Observed", fmt_pct),
+    ("n_above_gate", "n > {gate:g}", fmt_count),
+    ("sensitivity_at_gate", "Sensitivity at {gate:g}", fmt_pct),
+    ("ppv_at_gate", "PPV at {gate:g}", fmt_pct),
+)
+
+
+def subgroup_table(
+    report: Mapping[str, Any], min_cell: int, gate: float
+) -> tuple[list[str], list[list[str]]]:
+    """Header and formatted rows of the subgroup table, small cells suppressed.
+
+    One definition for the model card and the evaluation report.
+    """
+    hidden = f"suppressed (<{min_cell})"
+    rows = []
+    for r in report.get("subgroups") or []:
+        # A count is None only when withheld (n - events would reveal a small cell).
+        counts = [
+            "suppressed" if r.get(key) is None else fmt_count(r.get(key))
+            for key in ("n", "events")
+        ]
+        values = [
+            hidden if r.get("suppressed") else fmt(r.get(key))
+            for key, _, fmt in _SUBGROUP_METRICS
+        ]
+        label = str(r.get("attribute", "")).replace("_", " ")
+        rows.append([label, str(r.get("group", "")), *counts, *values])
+    header = ["Attribute", "Group", "n", "Events"] + [
+        title.format(gate=gate) for _, title, _ in _SUBGROUP_METRICS
+    ]
+    return header, rows
 
 
 def _md_text(text: Any) -> str:
@@ -673,35 +751,7 @@ def _performance_section(doc: _Doc, ctx: ModelCardContext) -> None:
             ],
         )
     if table:
-        doc.table(
-            [
-                "Threshold",
-                "Sens.",
-                "Spec.",
-                "PPV",
-                "NPV",
-                "TP",
-                "FP",
-                "TN",
-                "FN",
-                "Above",
-            ],
-            [
-                [
-                    fmt_num(r.get("threshold")),
-                    fmt_pct(r.get("sensitivity")),
-                    fmt_pct(r.get("specificity")),
-                    fmt_pct(r.get("ppv")),
-                    fmt_pct(r.get("npv")),
-                    fmt_count(r.get("tp")),
-                    fmt_count(r.get("fp")),
-                    fmt_count(r.get("tn")),
-                    fmt_count(r.get("fn")),
-                    fmt_count(r.get("n_above"), summary.get("n")),
-                ]
-                for r in table
-            ],
-        )
+        doc.table(*threshold_table(report))
 
     utility = report.get("clinical_utility") or {}
     doc.h3("Net benefit and decision curve")
@@ -808,7 +858,6 @@ def _performance_section(doc: _Doc, ctx: ModelCardContext) -> None:
 
 def _subgroup_section(doc: _Doc, ctx: ModelCardContext) -> None:
     min_cell = _min_cell(ctx)
-    hidden = f"suppressed (<{min_cell})"
     doc.h2("Subgroups")
     doc.p(
         "Performance by sex and by age band (years) on the held-out test set, "
@@ -817,47 +866,7 @@ def _subgroup_section(doc: _Doc, ctx: ModelCardContext) -> None:
         f"non-events is suppressed: its metrics are not shown and its small counts "
         f"appear as <{min_cell}."
     )
-    metric_format = (
-        ("auroc", fmt_num),
-        ("brier", fmt_num),
-        ("citl", fmt_num),
-        ("mean_predicted", fmt_pct),
-        ("observed_rate", fmt_pct),
-        ("n_above_gate", fmt_count),
-        ("sensitivity_at_gate", fmt_pct),
-        ("ppv_at_gate", fmt_pct),
-    )
-    rows = []
-    for r in ctx.report.get("subgroups") or []:
-        suppressed = bool(r.get("suppressed"))
-        # A count is None only when withheld (n - events would reveal a small cell).
-        counts = [
-            "suppressed" if r.get(key) is None else fmt_count(r.get(key))
-            for key in ("n", "events")
-        ]
-        values = [
-            hidden if suppressed else fmt(r.get(key)) for key, fmt in metric_format
-        ]
-        label = str(r.get("attribute", "")).replace("_", " ")
-        rows.append([label, str(r.get("group", "")), *counts, *values])
-    gate = _gate(ctx)
-    doc.table(
-        [
-            "Attribute",
-            "Group",
-            "n",
-            "Events",
-            "AUROC",
-            "Brier",
-            "CITL",
-            "Mean predicted",
-            "Observed",
-            f"n > {gate:g}",
-            f"Sens. at {gate:g}",
-            f"PPV at {gate:g}",
-        ],
-        rows,
-    )
+    doc.table(*subgroup_table(ctx.report, min_cell, _gate(ctx)))
 
 
 def _uncertainty_section(doc: _Doc, ctx: ModelCardContext) -> None:
