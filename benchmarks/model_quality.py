@@ -24,20 +24,20 @@ import time
 import numpy as np
 
 from data_schema import frame_to_features
+from synthetic.generator import generate_cohort
 from training.config import load_config
-from training.evaluation import attach_band
-from training.metrics import classification_report
-from training.model import fit_candidate
-from training.report import build_report
-from training.synthetic import generate_cohort
-from training.uncertainty import band_coverage, straddles
-from training.validation import recalibrate_model
+from training.evaluation.metrics import classification_report
+from training.evaluation.report import build_report
+from training.fit import fit_candidate
+from training.registry.validation import recalibrate_model
+from training.uncertainty import attach_band, band_coverage, straddles
 
+GATE = load_config().gate_threshold  # from the criteria file in force
 ROWS = ("auroc", "brier", "citl", "cal_slope", "ici", "nb_at_gate", "share_above_gate")
 
 
 def summary(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    m = classification_report(y, p)
+    m = classification_report(y, p, GATE)
     return {
         "auroc": m["auroc"],
         "brier": m["brier"],
@@ -90,6 +90,7 @@ def main() -> None:
         true_risk=truth,
         band_low=low,
         band_high=high,
+        threshold=GATE,
     )
     oracle = report["oracle"]
 
@@ -108,7 +109,7 @@ def main() -> None:
         f"{oracle['share_true_high_above_gate']:.1%}; of patients above the gate, "
         f"true risk > 0.5: {oracle['share_above_gate_true_high']:.1%}"
     )
-    in_band = straddles(low, high)
+    in_band = straddles(low, high, GATE)
     print(
         f"uncertainty band ({model.band.level:.0%}, inflation "
         f"{model.band.inflation:.2f}): {in_band.sum():,} patients "

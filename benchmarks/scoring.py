@@ -33,11 +33,11 @@ import xgboost as xgb
 from sklearn.calibration import CalibratedClassifierCV
 
 from data_schema import frame_to_features, frame_to_records, records_to_features
-from riskmodel.pyfunc import ARTIFACT_KEY, to_pyfunc_frame
+from riskmodel import ARTIFACT_DIR
+from synthetic.generator import generate_cohort
 from training.config import load_config
-from training.model import build_xgboost, fit_calibrated_booster
-from training.synthetic import generate_cohort
-from training.tracking import model_signature
+from training.fit import build_xgboost, fit_calibrated_booster
+from training.registry.pyfunc import model_signature, to_pyfunc_frame
 
 
 def median_ms(fn: Callable[[], object], repeats: int) -> float:
@@ -99,8 +99,8 @@ def main() -> None:
         root = Path(__file__).resolve().parents[1]
         mlflow.pyfunc.save_model(
             Path(tmp) / "pyfunc",
-            python_model=str(root / "riskmodel" / "mlflow_pyfunc.py"),
-            artifacts={ARTIFACT_KEY: str(model_dir)},
+            python_model=str(root / "training" / "registry" / "pyfunc_model.py"),
+            artifacts={ARTIFACT_DIR: str(model_dir)},
             code_paths=[str(root / "riskmodel"), str(root / "data_schema")],
             signature=model_signature(),
             pip_requirements=["mlflow"],

@@ -5,7 +5,7 @@ Trains the default model once (no MLflow), then on ``--n`` synthetic patients ti
 * ``predict``  — ``model.predict_proba`` on the feature matrix (the model floor);
 * ``screen``   — risk + every NCT05585671 criterion + the uncertainty band for the
   patients above the gate, whose decision it can change
-  (``training.screening.screen_population``, what ``lnrisk screen`` runs);
+  (``eligibility.screen.screen_population``, what ``lnrisk screen`` runs);
 * ``screen, band for all`` — the same with the band for every patient
   (``--band-for all``);
 * ``rules``    — the criteria alone (``eligibility.screen_frame``), given the risks.
@@ -26,11 +26,11 @@ import numpy as np
 
 from data_schema import frame_to_features, validate_cohort
 from eligibility import load_criteria, screen_frame
+from eligibility.screen import screen_population
+from synthetic.generator import generate_cohort
 from training.config import load_config
-from training.evaluation import attach_band
-from training.model import fit_candidate
-from training.screening import screen_population
-from training.synthetic import generate_cohort
+from training.fit import fit_candidate
+from training.uncertainty import attach_band
 
 DAY = date(2026, 12, 1)
 

@@ -184,7 +184,7 @@ def prepare_home(home: Path, env: dict) -> None:
 def write_bodies(folder: Path, n: int = 200) -> dict[str, Path]:
     """JSON request bodies, one per line: synthetic patients of the default DGP."""
     from data_schema import frame_to_records, model_features
-    from training.synthetic import generate_cohort
+    from synthetic.generator import generate_cohort
 
     cohort = generate_cohort(n=5000, seed=2026)
     records = frame_to_records(cohort)

@@ -15,18 +15,8 @@ import numpy as np
 import xgboost as xgb
 
 from riskmodel.calibration import Calibration
+from riskmodel.maths import expit, logit
 from riskmodel.trees import TreeArrays, booster_margin, compile_booster
-
-_CLIP = 1e-8
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, _CLIP, 1 - _CLIP)
-    return np.log(p) - np.log1p(-p)
-
-
-def _expit(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-z))
 
 
 def band_from_predictions(
@@ -39,10 +29,10 @@ def band_from_predictions(
         return low, high
     # Scale each side's distance from the median on the logit scale, so the band
     # stays inside (0, 1) and keeps the asymmetry of the members' spread.
-    z_low, z_mid, z_high = _logit(low), _logit(mid), _logit(high)
+    z_low, z_mid, z_high = logit(low), logit(mid), logit(high)
     return (
-        _expit(z_mid - inflation * (z_mid - z_low)),
-        _expit(z_mid + inflation * (z_high - z_mid)),
+        expit(z_mid - inflation * (z_mid - z_low)),
+        expit(z_mid + inflation * (z_high - z_mid)),
     )
 
 

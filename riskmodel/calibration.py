@@ -7,13 +7,11 @@ from typing import Any, Literal
 
 import numpy as np
 
+from riskmodel.maths import expit
+
 
 class ModelFormatError(ValueError):
     """A saved model is missing, incomplete or does not match this code."""
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-z))
 
 
 @dataclass(frozen=True)
@@ -35,7 +33,7 @@ class Calibration:
     def apply(self, margin: np.ndarray) -> np.ndarray:
         """Calibrated probability for each margin."""
         if self.method == "platt":
-            return _sigmoid(self.intercept + self.slope * margin)
+            return expit(self.intercept + self.slope * margin)
         return np.interp(margin, self.x, self.y)
 
     def to_dict(self) -> dict[str, Any]:

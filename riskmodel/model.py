@@ -3,7 +3,7 @@
 Two model kinds share one format: ``xgboost`` (a booster) and ``logistic`` (a
 :class:`~riskmodel.linear.LinearScorer`, plain numbers). Layout of a saved model::
 
-    model.json     manifest: format version, kind, feature names, calibration, gate,
+    model.json     manifest: format version, kind, feature names, calibration,
                    linear terms and coefficients (logistic), metadata
     booster.ubj    the XGBoost booster in XGBoost's native UBJSON format (xgboost)
 
@@ -34,6 +34,8 @@ from riskmodel.trees import TreeArrays, booster_margin, compile_booster
 FORMAT_VERSION = 1
 MANIFEST = "model.json"
 BOOSTER = "booster.ubj"
+ARTIFACT_DIR = "ln_risk_model"
+"""The folder a saved model travels under (MLflow artifact, BentoML model files)."""
 
 
 @dataclass
@@ -46,7 +48,6 @@ class LNRiskModel:
         calibration: the margin-to-probability map.
         feature_names: column order of the input matrix; must equal
             ``data_schema.model_features()`` of the code that serves it.
-        gate_threshold: the trial's inclusion gate on the 2-year risk (risk > gate).
         metadata: free-form provenance (training run, data digest, config hash).
         linear: the logistic scorer when ``booster`` is None.
         band: bootstrap members giving a per-patient uncertainty band, or None.
@@ -57,7 +58,6 @@ class LNRiskModel:
     booster: xgb.Booster | None
     calibration: Calibration
     feature_names: tuple[str, ...]
-    gate_threshold: float = 0.5
     metadata: dict[str, Any] = field(default_factory=dict)
     linear: LinearScorer | None = None
     band: RiskBand | None = None
@@ -153,7 +153,6 @@ class LNRiskModel:
             "outcome": "new-onset lupus nephritis within 24 months",
             "feature_names": list(self.feature_names),
             "calibration": self.calibration.to_dict(),
-            "gate_threshold": self.gate_threshold,
             "metadata": self.metadata,
         }
         if self.booster is not None:
@@ -245,6 +244,5 @@ class LNRiskModel:
             band=band,
             calibration=Calibration.from_dict(manifest["calibration"]),
             feature_names=features,
-            gate_threshold=float(manifest.get("gate_threshold", 0.5)),
             metadata=dict(manifest.get("metadata", {})),
         )

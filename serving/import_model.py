@@ -1,7 +1,7 @@
 """Hand a registered MLflow model to the BentoML model store.
 
-This is one of the two places that touch MLflow (the other is training's tracking
-module). It copies the pickle-free model files (``model.json`` + ``booster.ubj``) of
+Besides ``training/registry/``, this is the one module that touches MLflow. It
+copies the pickle-free model files (``model.json`` + ``booster.ubj``) of
 ``models:/<name>@<alias>`` into a new BentoML model and records where it came from: the
 MLflow model name, version and alias, the run id and the training data digest. The
 service then depends on ``BENTOML_HOME`` only, not on the tracking server.
@@ -18,8 +18,7 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from riskmodel import LNRiskModel
-from riskmodel.pyfunc import ARTIFACT_KEY
+from riskmodel import ARTIFACT_DIR, LNRiskModel
 
 BENTO_MODEL_NAME = "ln-risk"
 
@@ -89,10 +88,10 @@ def import_registered_model(
         )
 
     local = Path(mlflow.artifacts.download_artifacts(f"models:/{mlflow_name}/{number}"))
-    candidates = list(local.rglob(f"{ARTIFACT_KEY}/model.json"))
+    candidates = list(local.rglob(f"{ARTIFACT_DIR}/model.json"))
     if not candidates:
         raise ModelImportError(
-            f"{mlflow_name} version {number} has no {ARTIFACT_KEY}/model.json "
+            f"{mlflow_name} version {number} has no {ARTIFACT_DIR}/model.json "
             "artifact; it was not logged by this project's training pipeline"
         )
     source_dir = candidates[0].parent
@@ -107,7 +106,6 @@ def import_registered_model(
         "config_hash": run.data.tags.get("config_hash", "unknown"),
         "git_commit": run.data.tags.get("git_commit", "unknown"),
         "calibration": loaded.calibration.method,
-        "gate_threshold": str(loaded.gate_threshold),
         "test_metrics": {k: float(v) for k, v in run.data.metrics.items()},
     }
     labels = {

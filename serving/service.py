@@ -272,7 +272,7 @@ class LNRiskService:
             mlflow_run_id=self.meta.get("mlflow_run_id"),
             data_digest=self.meta.get("data_digest"),
             calibration=self.model.calibration.method,
-            gate_threshold=self.model.gate_threshold,
+            gate_threshold=self.gate,
             band_level=None if band is None else band.level,
             headline_metrics={k: float(metrics[k]) for k in HEADLINE if k in metrics},
             criteria_trial=self.criteria.trial_id,

@@ -20,8 +20,12 @@ from pathlib import Path
 import pytest
 
 from tests.servers import free_port, running
-from training.compare import REPORT_ARTIFACT, compare_page_url, run_artifact_url
-from training.tracking import COHORT_DEFINITION, RUN_TAG_KEYS
+from training.registry.compare import (
+    REPORT_ARTIFACT,
+    compare_page_url,
+    run_artifact_url,
+)
+from training.registry.tracking import COHORT_DEFINITION, RUN_TAG_KEYS
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -48,14 +52,18 @@ def _report(run_name: str) -> str:
     """A real evaluation report page, of 400 synthetic predictions."""
     import numpy as np
 
-    from training.eval_report import render_evaluation_report
-    from training.report import build_report
+    from training.evaluation.html_report import render_evaluation_report
+    from training.evaluation.report import build_report
 
     rng = np.random.default_rng(1)
     p = rng.beta(1.2, 8.0, 400)
     y = (rng.random(400) < p).astype(int)
     report = build_report(
-        y, p, sex=np.full(400, "female"), age_years=rng.uniform(18, 70, 400)
+        y,
+        p,
+        sex=np.full(400, "female"),
+        age_years=rng.uniform(18, 70, 400),
+        threshold=0.5,
     )
     return render_evaluation_report(
         report, title=f"Evaluation report: {run_name}", y=y, p=p, n_boot=20
@@ -88,6 +96,7 @@ def store(tmp_path_factory) -> tuple[str, str, list[str]]:
             "config_hash": name.rsplit("-", 1)[1],
             "cohort_definition": COHORT_DEFINITION,
             "gate_threshold": "0.5",
+            "criteria_version": "NCT05585671@1.0.0+sha256:105db854db4a",
         }
         assert set(tags) == set(RUN_TAG_KEYS)
         metrics = {

@@ -59,7 +59,7 @@ def cohort(
     ] = "none",
 ) -> None:
     """Generate a synthetic cohort (the data-generating process of clinical.md §8)."""
-    from training.synthetic import SHIFTS, generate_cohort
+    from synthetic import SHIFTS, generate_cohort
 
     if shift not in SHIFTS:
         _fail(f"unknown shift {shift!r}; choose one of {sorted(SHIFTS)}")
@@ -98,18 +98,18 @@ def train(
     ] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
-    """Fit, evaluate and log the calibrated XGBoost model; register it in MLflow."""
-    from pydantic import ValidationError
+    """Fit, evaluate and log the calibrated XGBoost model; register it in MLflow.
 
+    The new version must pass the registration gate (calibration, AUROC over the
+    published baseline); the first one becomes @champion, later ones @challenger.
+    """
     from data_schema import CohortValidationError
-    from training import tracking
-    from training.config import load_config
+    from training.data import read_cohort
     from training.pipeline import train as run_training
+    from training.registry import tracking
+    from training.registry.gate import RegistrationRefusedError
 
-    try:
-        cfg = load_config(config, seed=seed)
-    except ValidationError as exc:
-        _fail(f"invalid training config:\n{exc}")
+    cfg = _config(config, seed=seed)
     uri = tracking.configure()
     if if_no_champion:
         current = tracking.champion_version(
@@ -122,11 +122,15 @@ def train(
             )
             return
     try:
-        result = run_training(cfg, cohort, show_progress=progress)
-    except CohortValidationError as exc:
+        if cohort is None:
+            data, source = _synthetic_cohort(cfg)
+        else:
+            data, source = read_cohort(cohort), str(cohort.resolve())
+        result = run_training(cfg, data, source, show_progress=progress)
+    except (CohortValidationError, FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
-    except (FileNotFoundError, ValueError) as exc:
-        _fail(str(exc))
+    except RegistrationRefusedError as refusal:
+        _refused(refusal)
     _metrics_table(f"held-out test set — run {result.run_id[:8]}", result.metrics)
     console.print(
         f"registered {cfg.tracking.registered_model} version {result.model_version} "
@@ -135,6 +139,53 @@ def train(
     if result.alias != cfg.tracking.champion_alias:
         console.print("the champion is unchanged: `lnrisk promote` applies the gate")
     print(json.dumps({"run_id": result.run_id, "model_version": result.model_version}))
+
+
+def _config(path: Path | None, **overrides: object):  # -> TrainingConfig
+    """The training profile, or a clear error naming every invalid setting."""
+    from pydantic import ValidationError
+
+    from eligibility import CriteriaError
+    from training.config import load_config
+
+    try:
+        cfg = load_config(path, **overrides)
+        cfg.trial_criteria  # noqa: B018 - the gate's file must load too
+    except ValidationError as exc:
+        _fail(f"invalid training config:\n{exc}")
+    except (CriteriaError, OSError) as exc:
+        _fail(f"the config's criteria file cannot be read: {exc}")
+    return cfg
+
+
+def _synthetic_cohort(cfg):  # -> tuple[pd.DataFrame, str]
+    """The config's synthetic cohort and its source: the CLI's generate step."""
+    from synthetic import cohort_source, generate_cohort
+
+    c = cfg.cohort
+    return (
+        generate_cohort(n=c.n, seed=c.seed, incidence=c.incidence, shift=c.shift),
+        cohort_source(c.n, c.seed, c.incidence, c.shift),
+    )
+
+
+def _readers():  # -> dict[str, SourceReader]
+    """Readers of recorded data sources other than files (the synthetic generator)."""
+    from synthetic import cohort_from_source
+    from synthetic.generator import SOURCE_SCHEME
+
+    return {SOURCE_SCHEME: cohort_from_source}
+
+
+def _refused(refusal) -> None:
+    """Print the registration gate's checks and exit 1."""
+    console.print(
+        f"[red]not registered[/red]: the registration gate refused the model "
+        f"(run {refusal.run_id[:8]}, evidence logged)"
+    )
+    for check in refusal.checks:
+        console.print(f"  {check}", markup=False)
+    raise typer.Exit(1)
 
 
 def _metrics_table(
@@ -170,10 +221,9 @@ def evaluate(
 ) -> None:
     """Externally validate a registered model on a cohort; logged as its own run."""
     from data_schema import CohortValidationError
-    from training.config import load_config
-    from training.validation import evaluate_registered
+    from training.registry.validation import evaluate_registered
 
-    cfg = load_config(config)
+    cfg = _config(config)
     try:
         result = evaluate_registered(cfg, model, cohort)
     except (CohortValidationError, FileNotFoundError, ValueError, LookupError) as exc:
@@ -201,12 +251,12 @@ def recalibrate(
 ) -> None:
     """Refit the calibration on a local sample; register it as a new version."""
     from data_schema import CohortValidationError
-    from training.config import load_config
-    from training.validation import recalibrate_registered
+    from training.registry.gate import RegistrationRefusedError
+    from training.registry.validation import recalibrate_registered
 
     if method not in ("intercept", "logistic", "isotonic"):
         _fail("--method must be intercept, logistic or isotonic")
-    cfg = load_config(config)
+    cfg = _config(config)
     try:
         result = recalibrate_registered(
             cfg,
@@ -217,6 +267,8 @@ def recalibrate(
         )
     except (CohortValidationError, FileNotFoundError, ValueError, LookupError) as exc:
         _fail(str(exc))
+    except RegistrationRefusedError as refusal:
+        _refused(refusal)
     _metrics_table(
         f"recalibrated v{result.model_version} ({method}), on the held-back part",
         result.metrics,
@@ -242,12 +294,13 @@ def promote(
     config: Annotated[Path | None, typer.Option(help="YAML training profile.")] = None,
 ) -> None:
     """Move @champion to @challenger only if the challenger passes the gate."""
-    from training.config import load_config
-    from training.promote import promote as run_promotion
+    from training.registry.promote import promote as run_promotion
 
-    cfg = load_config(config)
+    cfg = _config(config)
     try:
-        decision = run_promotion(cfg, cohort_path=cohort, dry_run=dry_run)
+        decision = run_promotion(
+            cfg, cohort_path=cohort, dry_run=dry_run, readers=_readers()
+        )
     except (LookupError, FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
     console.print(
@@ -305,8 +358,8 @@ def compare(
     (the runs that logged the versions behind the two aliases). Rows that differ
     start with `*`; Δ is B − A.
     """
-    from training import tracking
-    from training.compare import (
+    from training.registry import tracking
+    from training.registry.compare import (
         SECTIONS,
         compare_page_url,
         compare_table,
@@ -317,9 +370,8 @@ def compare(
         run_of_alias,
         snapshot,
     )
-    from training.config import load_config
 
-    cfg = load_config(config)
+    cfg = _config(config)
     names = cfg.tracking
     tracking.configure()
     sides: list[tuple[str, str]] = []  # (how it was named, run id)
@@ -412,15 +464,11 @@ def screen(
 
     from rich.progress import Progress
 
-    from data_schema import CohortValidationError
+    from data_schema import CohortValidationError, validate_cohort
     from eligibility import DEFAULT_CRITERIA_PATH, CriteriaError, load_criteria
-    from training import tracking
-    from training.config import load_config
-    from training.screening import (
-        load_screening_cohort,
-        screen_population,
-        write_results,
-    )
+    from eligibility.screen import screen_population, write_results
+    from training.data import read_cohort
+    from training.registry import tracking
 
     try:
         day = date.fromisoformat(screening_date)
@@ -430,11 +478,11 @@ def screen(
         _fail(f"--band-for {band_for!r}: use 'gate' or 'all'")
     try:
         rules = load_criteria(criteria or DEFAULT_CRITERIA_PATH)
-        cohort = load_screening_cohort(input_path)
+        cohort = validate_cohort(read_cohort(input_path))
     except (CriteriaError, CohortValidationError, FileNotFoundError, ValueError) as e:
         _fail(str(e))
     tracking.configure()
-    cfg = load_config()
+    cfg = _config(None)
     try:
         risk_model, version = tracking.load_registered(
             cfg.tracking.registered_model, model
@@ -472,7 +520,7 @@ def import_model(
 ) -> None:
     """Copy models:/NAME@ALIAS into the BentoML model store for serving."""
     from serving.import_model import ModelImportError, import_registered_model
-    from training import tracking
+    from training.registry import tracking
 
     tracking.configure()
     try:

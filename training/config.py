@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
+
+from eligibility import DEFAULT_CRITERIA_PATH, TrialCriteria, load_criteria
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "default.yaml"
 
@@ -98,21 +101,33 @@ class UncertaintySettings(_Settings):
     level: float = Field(0.90, gt=0.5, lt=1.0, description="band coverage level")
 
 
-class PromotionCriteria(_Settings):
-    """What a challenger must show, on the same held-out data as the champion.
+class RegistrationCriteria(_Settings):
+    """What every new model version must show on its held-out patients to be
+    registered at all (the first version, which becomes the champion, included).
 
     Calibration-in-the-large here is the absolute difference between the mean
-    predicted risk and the observed rate (probability scale).
+    predicted risk and the observed rate (probability scale). The AUROC floor is the
+    published baseline's: RIFLE-LN reported AUROC 0.70 (Chan et al., Front Immunol
+    2023; clinical.md §1.2); the lower 95 % bound of the new model's must exceed it.
     """
+
+    cal_slope_min: float = 0.9
+    cal_slope_max: float = 1.1
+    max_abs_citl: float = Field(0.02, ge=0, description="|mean predicted − observed|")
+    max_ici: float = Field(0.02, ge=0)
+    min_auroc_ci_low: float = Field(
+        0.70, ge=0, le=1, description="published baseline AUROC to beat (RIFLE-LN)"
+    )
+
+
+class PromotionCriteria(_Settings):
+    """What a challenger must show, on the same held-out data as the champion,
+    besides the registration criteria."""
 
     auroc_not_below_champion_ci: bool = Field(
         True,
         description="challenger AUROC ≥ the lower 95 % CI bound of the champion's",
     )
-    cal_slope_min: float = 0.9
-    cal_slope_max: float = 1.1
-    max_abs_citl: float = Field(0.02, ge=0, description="|mean predicted − observed|")
-    max_ici: float = Field(0.02, ge=0)
 
 
 class TrackingSettings(_Settings):
@@ -125,18 +140,35 @@ class TrackingSettings(_Settings):
 
 
 class TrainingConfig(_Settings):
-    """Everything that determines a training run, hashed into ``config_hash``."""
+    """Everything that determines a training run, hashed into ``config_hash``.
+
+    The trial's gate is not a training setting: it is read from the criteria file
+    (``criteria``; default NCT05585671's), the same file the service screens with.
+    """
 
     seed: int = Field(7, ge=0)
-    gate_threshold: float = Field(0.5, gt=0, lt=1)
+    criteria: str | None = Field(
+        None, description="criteria YAML whose risk gate applies (default: NCT05585671)"
+    )
     cohort: CohortSettings = CohortSettings()
     split: SplitSettings = SplitSettings()
     model: ModelSettings = ModelSettings()
     search: SearchSettings = SearchSettings()
     calibration: CalibrationSettings = CalibrationSettings()
     uncertainty: UncertaintySettings = UncertaintySettings()
+    registration: RegistrationCriteria = RegistrationCriteria()
     promotion: PromotionCriteria = PromotionCriteria()
     tracking: TrackingSettings = TrackingSettings()
+
+    @cached_property
+    def trial_criteria(self) -> TrialCriteria:
+        """The criteria file in force (its ``risk_gate`` is the gate of every run)."""
+        return load_criteria(self.criteria or DEFAULT_CRITERIA_PATH)
+
+    @property
+    def gate_threshold(self) -> float:
+        """The risk gate of :meth:`trial_criteria` (risk must be above it)."""
+        return self.trial_criteria.risk_gate.threshold
 
     def config_hash(self) -> str:
         """Short SHA-256 of the canonical JSON of this config."""

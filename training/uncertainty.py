@@ -19,7 +19,7 @@ Design choices:
   the band.
 * **Out-of-bag calibration.** About e⁻¹ ≈ 37 % of patients are not drawn into a
   resample. Their margins are honest (the member never saw them), so each member's
-  calibration is fitted on them with :func:`training.model.fit_calibration`; no extra
+  calibration is fitted on them with :func:`training.fit.fit_calibration`; no extra
   cross-validation is needed and a member costs one XGBoost fit.
 * **Seeds.** ``np.random.SeedSequence(seed).spawn(n_members)`` gives member ``k`` its
   own stream for both the resample and XGBoost's ``random_state``; member ``k`` is
@@ -68,11 +68,11 @@ import numpy as np
 import xgboost as xgb
 from numpy.typing import ArrayLike
 
-from riskmodel import Calibration
+from riskmodel import Calibration, LNRiskModel, RiskBand
 from riskmodel.band import band_from_predictions
-from training.config import ModelSettings
-from training.metrics import GATE, P_CLIP
-from training.model import Progress, build_xgboost, fit_calibration
+from riskmodel.maths import logit
+from training.config import ModelSettings, TrainingConfig
+from training.fit import Progress, build_xgboost, fit_calibration
 
 _MAX_XGB_SEED = 2**31 - 1
 
@@ -109,11 +109,6 @@ def _check_level(level: float) -> float:
     return float(level)
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, P_CLIP, 1.0 - P_CLIP)
-    return np.log(p) - np.log1p(-p)
-
-
 def fit_band_members(
     X: ArrayLike,
     y: ArrayLike,
@@ -135,7 +130,7 @@ def fit_band_members(
             at ~10 XGBoost fits of training time.
         seed: drives every resample and every member's XGBoost seed.
         calibration_method: ``platt`` or ``isotonic``
-            (see :func:`training.model.fit_calibration`).
+            (see :func:`training.fit.fit_calibration`).
         progress: called with a short message after each member.
 
     Returns:
@@ -253,7 +248,7 @@ def fit_band_inflation(
     least ``level`` (on average over patients, not for each patient).
 
     The true 2-year risk is known only for synthetic cohorts
-    (``training.synthetic.generate_cohort``'s ``true_risk_2y``); the factor carries
+    (``synthetic.generator.generate_cohort``'s ``true_risk_2y``); the factor carries
     to real patients only as far as the simulation resembles them. Use patients not
     used to fit the members.
 
@@ -285,10 +280,10 @@ def fit_band_inflation(
             f"need at least {math.ceil(level / (1 - level))}"
         )
     low, mid, high = _quantiles(preds, level)
-    z_true, z_mid = _logit(truth), _logit(mid)
+    z_true, z_mid = logit(truth), logit(mid)
     above = z_true > z_mid
     distance = np.abs(z_true - z_mid)
-    half_width = np.where(above, _logit(high) - z_mid, z_mid - _logit(low))
+    half_width = np.where(above, logit(high) - z_mid, z_mid - logit(low))
     with np.errstate(divide="ignore", invalid="ignore"):
         score = np.where(distance == 0, 0.0, distance / half_width)
     factor = float(np.partition(score, rank - 1)[rank - 1])
@@ -302,11 +297,11 @@ def fit_band_inflation(
     return max(factor * (1 + 1e-9), 1e-9)
 
 
-def straddles(low: ArrayLike, high: ArrayLike, threshold: float = GATE) -> np.ndarray:
+def straddles(low: ArrayLike, high: ArrayLike, threshold: float) -> np.ndarray:
     """Whether each patient's band reaches both sides of the gate.
 
     A patient passes the gate iff risk > ``threshold`` (strictly; the trial admits
-    2-year risk *higher than* 50 %, as in :mod:`training.metrics`). The band
+    2-year risk *higher than* 50 %, as in :mod:`training.evaluation.metrics`). The band
     straddles the gate iff its low end fails and its high end passes:
     ``low <= threshold < high``. So ``low == 0.5 < high`` straddles (the low end
     does not pass), while ``high == 0.5`` never does (no value in the band passes).
@@ -347,3 +342,76 @@ def band_coverage(low: ArrayLike, high: ArrayLike, true_risk: ArrayLike) -> floa
     if truth.size == 0:
         raise ValueError("no patients")
     return float(np.mean((lo <= truth) & (truth <= hi)))
+
+
+# --- the band of a trained model ----------------------------------------------------
+def band_steps(config: TrainingConfig) -> int:
+    """Progress steps of :func:`attach_band`."""
+    return 1 if config.uncertainty.n_members else 0
+
+
+def attach_band(
+    model: LNRiskModel,
+    X: np.ndarray,
+    y: np.ndarray,
+    config: TrainingConfig,
+    *,
+    true_risk: np.ndarray | None = None,
+    progress: Progress | None = None,
+) -> None:
+    """Fit the bootstrap members of the uncertainty band and attach them to ``model``.
+
+    Only XGBoost models get a band. With the true risk known (synthetic data), 20 %
+    of the development patients are held back from the members and used to fit the
+    split-conformal inflation that makes the band cover the true risk at its level;
+    otherwise the raw bootstrap band is used (inflation 1.0) and its coverage is
+    unknown.
+    """
+    settings = config.uncertainty
+    if not settings.n_members or model.booster is None:
+        return
+    hyper = config.model.model_copy(update=model.metadata.get("hyperparameters", {}))
+    fit_idx = np.arange(len(y))
+    cal_idx = np.empty(0, dtype=int)
+    if true_risk is not None:
+        rng = np.random.default_rng(config.seed)
+        order = rng.permutation(len(y))
+        cut = int(0.8 * len(y))
+        fit_idx, cal_idx = order[:cut], order[cut:]
+    members = fit_band_members(
+        X[fit_idx], y[fit_idx], hyper, n_members=settings.n_members, seed=config.seed
+    )
+    inflation = 1.0
+    if cal_idx.size:
+        inflation = fit_band_inflation(
+            members, X[cal_idx], true_risk[cal_idx], settings.level
+        )
+    model.band = RiskBand(
+        tuple(m.booster for m in members),
+        tuple(m.calibration for m in members),
+        level=settings.level,
+        inflation=float(inflation),
+    )
+    model.metadata["band"] = {
+        "method": "bootstrap ensemble, out-of-bag calibrated members",
+        "n_members": settings.n_members,
+        "level": settings.level,
+        "inflation": float(inflation),
+        "inflation_source": "split-conformal on the true risk of 20% of development"
+        if cal_idx.size
+        else "none (no true risk): raw bootstrap band",
+    }
+    if progress:
+        progress(f"uncertainty band: {settings.n_members} bootstrap members")
+
+
+def band_description(model: LNRiskModel) -> str | None:
+    """One sentence on how the model's uncertainty band was made (model card)."""
+    meta = model.metadata.get("band")
+    if not meta:
+        return None
+    return (
+        f"{meta['level']:.0%} band from a bootstrap ensemble of {meta['n_members']} "
+        f"XGBoost models, each calibrated on its out-of-bag patients; logit-scale "
+        f"inflation {meta['inflation']:.2f} ({meta['inflation_source']})."
+    )

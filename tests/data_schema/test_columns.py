@@ -28,7 +28,7 @@ def _as_columns(rows: list[dict]) -> dict[str, list]:
 
 @pytest.fixture(scope="module")
 def synthetic_rows() -> list[dict]:
-    from training.synthetic import generate_cohort
+    from synthetic.generator import generate_cohort
 
     records = frame_to_records(validate_cohort(generate_cohort(n=1500, seed=77)))
     return [r.model_dump(mode="json", exclude_none=True) for r in records]

@@ -106,7 +106,7 @@ def test_records_to_frame_keeps_every_value_and_feature() -> None:
     from datetime import date
 
     from data_schema import frame_to_records, records_to_frame
-    from training.synthetic import generate_cohort
+    from synthetic.generator import generate_cohort
 
     cohort = validate_cohort(generate_cohort(n=2000, seed=31))
     records = frame_to_records(cohort)

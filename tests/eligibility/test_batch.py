@@ -11,7 +11,7 @@ import pytest
 from data_schema import frame_to_records
 from eligibility import screen
 from eligibility.batch import attrition_table, screen_frame
-from training.synthetic import generate_cohort
+from synthetic.generator import generate_cohort
 
 SCREENING = date(2026, 12, 1)
 

@@ -1,6 +1,6 @@
 """Property: deleting one recorded field never makes a non-eligible patient eligible.
 
-Synthetic patients come from ``training.synthetic`` in this test only; the
+Synthetic patients come from ``synthetic.generator`` in this test only; the
 ``eligibility`` package itself never imports ``training``.
 """
 
@@ -13,7 +13,7 @@ import pytest
 
 from data_schema import field_specs, frame_to_records
 from eligibility import screen
-from training.synthetic import generate_cohort
+from synthetic.generator import generate_cohort
 
 SCREENING = date(2026, 12, 1)  # generate_cohort's default reference_date
 RISK = 0.8  # above the gate, so the rules decide

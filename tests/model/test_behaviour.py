@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from data_schema import PatientRecord, frame_to_records, records_to_features
-from training import tracking
-from training.synthetic import generate_cohort
+from synthetic.generator import generate_cohort
+from training.registry import tracking
 
 pytestmark = pytest.mark.slow
 

@@ -25,7 +25,7 @@ def _train(seed: int, X: np.ndarray, y: np.ndarray, **params) -> xgb.Booster:
 
 @pytest.fixture(scope="module")
 def cohort_features() -> tuple[np.ndarray, np.ndarray]:
-    from training.synthetic import generate_cohort
+    from synthetic.generator import generate_cohort
 
     cohort = generate_cohort(n=20_000, seed=41)
     X = frame_to_features(cohort, as_of=date(2026, 12, 1))

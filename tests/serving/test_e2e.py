@@ -38,7 +38,7 @@ def server(imported) -> Iterator[str]:
 def test_served_probability_equals_in_process_model(server: str, imported) -> None:
     import bentoml
 
-    from training.synthetic import generate_cohort
+    from synthetic.generator import generate_cohort
 
     records = frame_to_records(generate_cohort(n=50, seed=123))
     payload = {
@@ -79,7 +79,7 @@ def test_screen_over_http_equals_the_library(server: str, imported) -> None:
     import bentoml
 
     from eligibility import load_criteria, screen
-    from training.synthetic import generate_cohort
+    from synthetic.generator import generate_cohort
 
     model = LNRiskModel.load(
         bentoml.models.get(imported.tag).path, expected_features=model_features()
@@ -121,7 +121,7 @@ def test_load_2000_requests_at_concurrency_32_without_errors(server: str) -> Non
     """
     import asyncio
 
-    from training.synthetic import generate_cohort
+    from synthetic.generator import generate_cohort
 
     bodies = [
         {"patient": r.model_dump(mode="json", exclude_none=True)}

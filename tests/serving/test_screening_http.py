@@ -13,7 +13,7 @@ from data_schema import frame_to_records, model_features, records_to_features
 from eligibility import load_criteria, screen
 from riskmodel import LNRiskModel
 from serving.schemas import BatchScreening, ScreeningDecision
-from training.synthetic import generate_cohort
+from synthetic.generator import generate_cohort
 
 pytestmark = pytest.mark.slow
 

@@ -7,16 +7,16 @@ import pytest
 
 from data_schema import frame_to_features, model_features
 from riskmodel import LNRiskModel
+from synthetic.generator import generate_cohort
 from training.config import load_config
-from training.metrics import auroc
-from training.model import (
+from training.evaluation.metrics import auroc
+from training.fit import (
     build_xgboost,
     fit_candidate,
     logistic_terms,
     monotone_constraints,
     search_xgboost,
 )
-from training.synthetic import generate_cohort
 
 pytestmark = pytest.mark.slow
 

@@ -9,11 +9,11 @@ from mlflow import MlflowClient
 
 from data_schema import frame_to_features, validate_cohort
 from riskmodel import LNRiskModel
-from riskmodel.pyfunc import to_pyfunc_frame
-from training.metrics import METRIC_KEYS
-from training.pipeline import split_by_patient
-from training.report import REPORT_METRIC_KEYS
-from training.synthetic import generate_cohort
+from synthetic.generator import generate_cohort
+from training.data import split_by_patient
+from training.evaluation.metrics import METRIC_KEYS
+from training.evaluation.report import REPORT_METRIC_KEYS
+from training.registry.pyfunc import to_pyfunc_frame
 
 pytestmark = pytest.mark.slow
 
@@ -61,7 +61,7 @@ def test_run_is_fully_tracked(trained, small_config) -> None:
 
 
 def test_first_model_becomes_champion_and_later_ones_do_not(
-    trained, small_config
+    trained, small_config, small_cohort
 ) -> None:
     from training.pipeline import train
 
@@ -69,7 +69,9 @@ def test_first_model_becomes_champion_and_later_ones_do_not(
     champion = client.get_model_version_by_alias("ln-risk", "champion")
     assert trained.alias == "champion"
     assert str(champion.version) == trained.model_version
-    second = train(small_config.model_copy(update={"seed": 8}), show_progress=False)
+    second = train(
+        small_config.model_copy(update={"seed": 8}), *small_cohort, show_progress=False
+    )
     assert second.alias == "challenger"
     assert int(second.model_version) > int(trained.model_version)
     challenger = client.get_model_version_by_alias("ln-risk", "challenger")

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from synthetic.generator import generate_cohort
 from training.cli import app
-from training.synthetic import generate_cohort
 
 pytestmark = pytest.mark.slow
 
@@ -58,8 +58,8 @@ def test_band_is_computed_where_it_can_change_the_decision(
 
     from data_schema import validate_cohort
     from eligibility import load_criteria
-    from training import tracking
-    from training.screening import screen_population
+    from eligibility.screen import screen_population
+    from training.registry import tracking
 
     model, _ = tracking.load_registered(
         small_config.tracking.registered_model, "champion"

@@ -1,0 +1,158 @@
+"""The promotion gate: ``champion`` moves only when a challenger passes the criteria.
+
+Both models are scored on the same held-out patients — by default the challenger's own
+test split, rebuilt from its run's logged data source and checked against the logged
+digest — and the decision with every check and its numbers is logged as its own MLflow
+run. The challenger must pass the registration criteria again on these patients, and
+its AUROC must not fall below the champion's lower 95 % bound. A refused promotion
+leaves the champion untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from data_schema import OUTCOME_COLUMN, frame_to_features, validate_cohort
+from training.config import TrainingConfig
+from training.data import SourceReader, read_cohort, read_source, split_by_patient
+from training.evaluation.metrics import classification_report
+from training.registry import tracking
+from training.registry.gate import Check, absolute_checks, champion_check
+
+PREVIOUS_CHAMPION_ALIAS = "previous-champion"
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    promote: bool
+    checks: tuple[Check, ...]
+    champion_version: str
+    challenger_version: str
+    evaluated_on: str
+    n_patients: int
+    run_id: str = ""
+
+    @property
+    def reasons(self) -> list[str]:
+        return [str(c) for c in self.checks if not c.passed] or ["all criteria met"]
+
+
+def decide(
+    challenger: Mapping[str, float],
+    champion: Mapping[str, float] | None,
+    config: TrainingConfig,
+) -> tuple[bool, tuple[Check, ...]]:
+    """Apply the criteria to metrics computed on the same patients."""
+    checks = absolute_checks(challenger, config.registration)
+    if config.promotion.auroc_not_below_champion_ci and champion is not None:
+        checks = (champion_check(challenger, champion), *checks)
+    return all(c.passed for c in checks), checks
+
+
+def held_out_of_run(
+    run_id: str, readers: Mapping[str, SourceReader] | None = None
+) -> tuple[pd.DataFrame, str]:
+    """Rebuild a training run's held-out test set and check it against its digest.
+
+    Args:
+        run_id: the training (or recalibration) run.
+        readers: readers of non-file data sources, by scheme (``synthetic``).
+    """
+    tags = tracking.run_tags_of(run_id)
+    params = tracking.run_params_of(run_id)
+    source = tags["data_source"]
+    cohort = validate_cohort(read_source(source, readers))
+    needed = ("seed", "split.test_fraction", "split.stratify")
+    if any(key not in params for key in needed):
+        raise ValueError(
+            f"run {run_id[:8]} does not record how its test set was split "
+            f"({', '.join(needed)}); pass --cohort to evaluate on a file"
+        )
+    _, test = split_by_patient(
+        cohort,
+        float(params["split.test_fraction"]),
+        int(params["seed"]),
+        params["split.stratify"] == "True",
+    )
+    expected = tags.get("test_digest")
+    digest = tracking.dataset_digest(test, source=source)
+    if expected and digest != expected:
+        raise ValueError(
+            f"the rebuilt test set of run {run_id[:8]} has digest {digest}, not the "
+            f"logged {expected}: its data source changed; pass --cohort explicitly"
+        )
+    return test, f"held-out test set of run {run_id[:8]} ({source})"
+
+
+def promote(
+    config: TrainingConfig,
+    *,
+    cohort_path: str | Path | None = None,
+    dry_run: bool = False,
+    readers: Mapping[str, SourceReader] | None = None,
+) -> PromotionDecision:
+    """Evaluate champion and challenger on the same patients; move the alias if earned.
+
+    Raises:
+        LookupError: there is no challenger (or no champion) registered.
+    """
+    tracking.configure()
+    names = config.tracking
+    challenger, ch_version = tracking.load_registered(
+        names.registered_model, names.challenger_alias
+    )
+    champion, cp_version = tracking.load_registered(
+        names.registered_model, names.champion_alias
+    )
+    if cohort_path is not None:
+        data = validate_cohort(read_cohort(cohort_path))
+        described = source = str(Path(cohort_path).resolve())
+    else:
+        data, described = held_out_of_run(ch_version.run_id, readers)
+        source = tracking.run_tags_of(ch_version.run_id).get("data_source", described)
+    X, y = frame_to_features(data), data[OUTCOME_COLUMN].to_numpy(int)
+    gate = config.gate_threshold
+    ch_metrics = classification_report(y, challenger.predict_proba(X), gate)
+    cp_metrics = classification_report(y, champion.predict_proba(X), gate)
+    passed, checks = decide(ch_metrics, cp_metrics, config)
+    promote_now = passed and not dry_run
+    with tracking.tracked_run(
+        config,
+        kind="promotion",
+        name=f"promote-v{ch_version.version}-over-v{cp_version.version}",
+        model_family=challenger.metadata.get("model_family", challenger.kind),
+        data=data,
+        source=source,
+        registered_model=names.registered_model,
+        decision="promoted" if promote_now else "refused",
+        dry_run=dry_run,
+        champion_version=cp_version.version,
+        challenger_version=ch_version.version,
+        evaluated_on=described,
+    ) as run:
+        run.params(config.registration.model_dump(), prefix="criteria.")
+        run.params(config.promotion.model_dump(), prefix="criteria.")
+        run.metrics(ch_metrics, prefix="challenger_")
+        run.metrics(cp_metrics, prefix="champion_")
+        run.json(
+            {"checks": [asdict(c) for c in checks], "passed": passed},
+            "promotion/decision.json",
+        )
+    if promote_now:
+        name = names.registered_model
+        tracking.set_alias(name, PREVIOUS_CHAMPION_ALIAS, str(cp_version.version))
+        tracking.set_alias(name, names.champion_alias, str(ch_version.version))
+        tracking.delete_alias(name, names.challenger_alias)
+    return PromotionDecision(
+        promote=promote_now,
+        checks=checks,
+        champion_version=str(cp_version.version),
+        challenger_version=str(ch_version.version),
+        evaluated_on=described,
+        n_patients=len(data),
+        run_id=run.run_id,
+    )

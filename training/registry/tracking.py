@@ -1,0 +1,426 @@
+"""MLflow's store, runs and registry, behind one tracked-run helper.
+
+Every job that records something (training, external validation, recalibration,
+promotion) opens its run with :func:`tracked_run`, which points MLflow at the
+configured store, creates the experiment if needed and sets the tags every run
+carries (:data:`RUN_TAG_KEYS`), so runs compare in the MLflow UI. The job then logs
+through the :class:`TrackedRun` it gets; no other module of the training path
+imports MLflow.
+
+Default store: a SQLite file and an artifact folder under ``$LNRISK_HOME`` (default
+``./.lnrisk``). ``MLFLOW_TRACKING_URI`` (and ``MLFLOW_REGISTRY_URI``) point a team at
+its own server instead. Nothing is configured at import time: :func:`configure`
+runs when a job starts.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.data.code_dataset_source import CodeDatasetSource
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from data_schema import OUTCOME_COLUMN, model_features
+from riskmodel import ARTIFACT_DIR, LNRiskModel
+from training.config import TrainingConfig
+from training.evaluation.evaluate import Evaluation
+from training.evaluation.model_card import ModelCardContext
+from training.registry.evidence import log_evidence
+from training.registry.gate import RegistrationRefusedError, absolute_checks
+from training.registry.pyfunc import log_pyfunc_model, to_pyfunc_frame
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+COHORT_DEFINITION = (
+    "PatientRecord v1: adults with SLE (ACR 1997), one row per patient at screening; "
+    "outcome new-onset LN within 24 months"
+)
+"""Who the model is for and what it predicts; tagged on every run."""
+
+RUN_TAG_KEYS: tuple[str, ...] = (
+    "run_kind",
+    "model_family",
+    "data_digest",
+    "data_source",
+    "git_commit",
+    "config_hash",
+    "cohort_definition",
+    "gate_threshold",
+    "criteria_version",
+)
+"""Tags every run carries, whatever its kind, so runs compare in the MLflow UI.
+
+``run_kind`` is one of :data:`RUN_KINDS`; ``data_digest`` is the MLflow digest of
+the data the run fitted or scored; ``config_hash`` that of the training config in
+force; ``gate_threshold`` and ``criteria_version`` those of the criteria file in
+force. Run kinds add their own tags (e.g. ``test_digest``, ``model_version``).
+"""
+
+RUN_KINDS: tuple[str, ...] = (
+    "train",
+    "external_validation",
+    "recalibration",
+    "promotion",
+)
+"""Values of the ``run_kind`` tag."""
+
+
+# --- the store ------------------------------------------------------------------------
+def lnrisk_home() -> Path:
+    """Folder holding the default local stores (``$LNRISK_HOME`` or ``./.lnrisk``)."""
+    return Path(os.environ.get("LNRISK_HOME", ".lnrisk")).resolve()
+
+
+def tracking_uri() -> str:
+    """``$MLFLOW_TRACKING_URI`` or the local SQLite store under :func:`lnrisk_home`."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    return f"sqlite:///{lnrisk_home() / 'mlflow.db'}"
+
+
+def _local_artifact_root(uri: str) -> str | None:
+    """For a local SQLite store, keep artifacts beside the database file.
+
+    (MLflow would otherwise put them in ``./mlruns`` of whatever folder the command
+    ran in.) Remote stores choose their own artifact root.
+    """
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return None
+    return (Path(uri[len(prefix) :]).resolve().parent / "mlartifacts").as_uri()
+
+
+def configure() -> str:
+    """Point MLflow at the configured store; returns the tracking URI."""
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///") :]).resolve().parent.mkdir(
+            parents=True, exist_ok=True
+        )
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI", uri))
+    return uri
+
+
+def ensure_experiment(name: str) -> str:
+    """The experiment's id, creating it (with a local artifact root) if needed."""
+    client = MlflowClient()
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    location = _local_artifact_root(tracking_uri())
+    return client.create_experiment(name, artifact_location=location)
+
+
+def git_commit() -> str:
+    """The current git commit (with ``-dirty`` if there are local changes)."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{sha}-dirty" if dirty else sha
+
+
+# --- the registry ---------------------------------------------------------------------
+def champion_version(name: str, alias: str) -> ModelVersion | None:
+    """The model version behind ``name@alias``, or None if there is none."""
+    try:
+        return MlflowClient().get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def load_registered(name: str, ref: str) -> tuple[LNRiskModel, ModelVersion]:
+    """Load ``name@alias`` or ``name/version`` (ref = alias or version number).
+
+    Raises:
+        LookupError: no such alias or version.
+    """
+    client = MlflowClient()
+    try:
+        version = (
+            client.get_model_version(name, ref)
+            if ref.isdigit()
+            else client.get_model_version_by_alias(name, ref)
+        )
+    except MlflowException as exc:
+        raise LookupError(f"no registered model {name} {ref!r}") from exc
+    local = Path(
+        mlflow.artifacts.download_artifacts(f"models:/{name}/{version.version}")
+    )
+    found = next(local.rglob(f"{ARTIFACT_DIR}/model.json"), None)
+    if found is None:
+        raise LookupError(f"{name} version {version.version} has no {ARTIFACT_DIR}")
+    return LNRiskModel.load(found.parent, expected_features=model_features()), version
+
+
+def set_alias(name: str, alias: str, version: str) -> None:
+    MlflowClient().set_registered_model_alias(name, alias, version)
+
+
+def delete_alias(name: str, alias: str) -> None:
+    MlflowClient().delete_registered_model_alias(name, alias)
+
+
+def run_tags_of(run_id: str) -> dict[str, str]:
+    """The tags of a logged run."""
+    return dict(MlflowClient().get_run(run_id).data.tags)
+
+
+def run_params_of(run_id: str) -> dict[str, str]:
+    """The parameters of a logged run."""
+    return dict(MlflowClient().get_run(run_id).data.params)
+
+
+def load_model_card(run_id: str) -> tuple[str, str] | None:
+    """The (Markdown, HTML) model card logged by a run, or None if it has none."""
+    try:
+        return (
+            mlflow.artifacts.load_text(f"runs:/{run_id}/model_card/model_card.md"),
+            mlflow.artifacts.load_text(f"runs:/{run_id}/model_card/model_card.html"),
+        )
+    except (MlflowException, OSError):
+        return None
+
+
+# --- datasets and tags ----------------------------------------------------------------
+def _dataset(df: pd.DataFrame, *, name: str, source: str) -> Any:
+    resolved: object = source
+    if "://" in source and not source.startswith("file://"):
+        # A generator call (synthetic://…), recorded so a reviewer can regenerate it.
+        resolved = CodeDatasetSource(tags={"generator": source})
+    return mlflow.data.from_pandas(
+        to_pyfunc_frame(df),
+        source=resolved,
+        targets=OUTCOME_COLUMN if OUTCOME_COLUMN in df else None,
+        name=name,
+    )
+
+
+def dataset_digest(df: pd.DataFrame, *, source: str) -> str:
+    """The digest MLflow records for a cohort table (content hash)."""
+    return _dataset(df, name="digest", source=source).digest
+
+
+def run_tags(
+    *,
+    run_kind: str,
+    model_family: str,
+    data_digest: str,
+    data_source: str,
+    config: TrainingConfig,
+    **extra: Any,
+) -> dict[str, str]:
+    """Tags of one run: the common :data:`RUN_TAG_KEYS` plus the kind's own.
+
+    The git commit, the cohort definition and the gate of the criteria file in
+    force are filled in here; ``extra`` holds the tags only this run kind has.
+
+    Raises:
+        ValueError: an unknown run kind, or ``extra`` redefining a common key.
+    """
+    if run_kind not in RUN_KINDS:
+        raise ValueError(f"run_kind must be one of {RUN_KINDS}, got {run_kind!r}")
+    clash = sorted(set(extra) & set(RUN_TAG_KEYS))
+    if clash:
+        raise ValueError(f"extra tags redefine common keys: {clash}")
+    common = {
+        "run_kind": run_kind,
+        "model_family": model_family,
+        "data_digest": data_digest,
+        "data_source": data_source,
+        "git_commit": git_commit(),
+        "config_hash": config.config_hash(),
+        "cohort_definition": COHORT_DEFINITION,
+        "gate_threshold": config.gate_threshold,
+        "criteria_version": config.trial_criteria.criteria_version,
+    }
+    return {k: str(v) for k, v in {**common, **extra}.items()}
+
+
+# --- one run --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Registered:
+    """A model version the registration gate let through."""
+
+    run_id: str
+    model_uri: str
+    version: str
+    alias: str  # the alias the new version received
+
+
+class TrackedRun:
+    """The active MLflow run of one job, with the logging calls jobs need."""
+
+    def __init__(self, run_id: str, name: str, config: TrainingConfig) -> None:
+        self.run_id = run_id
+        self.name = name
+        self.config = config
+        #: digest of the data the run fitted or scored (the ``data_digest`` tag)
+        self.data_digest = ""
+        #: set when the registration gate refused the model; raised once the run ends
+        self.refused: RegistrationRefusedError | None = None
+
+    def log_dataset(
+        self, df: pd.DataFrame, *, name: str, source: str, context: str
+    ) -> str:
+        """``mlflow.log_input`` a cohort table; returns its digest."""
+        dataset = _dataset(df, name=name, source=source)
+        mlflow.log_input(dataset, context=context)
+        return dataset.digest
+
+    def tags(self, tags: Mapping[str, Any]) -> None:
+        mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+    def params(self, params: Mapping[str, Any], prefix: str = "") -> None:
+        mlflow.log_params({f"{prefix}{k}": v for k, v in params.items()})
+
+    def metrics(self, metrics: Mapping[str, float], prefix: str = "") -> None:
+        mlflow.log_metrics({f"{prefix}{k}": v for k, v in metrics.items()})
+
+    def table(self, rows: pd.DataFrame, path: str) -> None:
+        mlflow.log_table(rows, path)
+
+    def json(self, data: Mapping[str, Any], path: str) -> None:
+        mlflow.log_dict(dict(data), path)
+
+    def evidence(
+        self,
+        evaluation: Evaluation,
+        *,
+        card: ModelCardContext | None = None,
+        model_card: tuple[str, str] | None = None,
+    ) -> None:
+        """Report, plots and model card of an evaluation (:func:`log_evidence`)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            log_evidence(evaluation, Path(tmp), context=card, model_card=model_card)
+
+    def register(self, model: LNRiskModel, metrics: Mapping[str, float]) -> Registered:
+        """Register ``model`` if it passes the registration gate on ``metrics``.
+
+        The first registered version becomes the champion, every later one the
+        challenger (only ``lnrisk promote`` moves the champion). The gate's checks
+        are logged either way (``registration/decision.json``).
+
+        Raises:
+            RegistrationRefusedError: a check failed; nothing was registered.
+        """
+        checks = absolute_checks(metrics, self.config.registration)
+        passed = all(c.passed for c in checks)
+        self.json(
+            {"checks": [asdict(c) for c in checks], "passed": passed},
+            "registration/decision.json",
+        )
+        names = self.config.tracking
+        if not passed:
+            self.tags({"registration": "refused"})
+            raise RegistrationRefusedError(checks, self.run_id)
+        with tempfile.TemporaryDirectory() as tmp:
+            model_dir = model.save(Path(tmp) / ARTIFACT_DIR)
+            uri, version = log_pyfunc_model(model_dir, names.registered_model)
+        has_champion = champion_version(names.registered_model, names.champion_alias)
+        alias = names.challenger_alias if has_champion else names.champion_alias
+        set_alias(names.registered_model, alias, version)
+        self.tags(
+            {
+                "registration": "registered",
+                "registered_model": names.registered_model,
+                "model_version": version,
+            }
+        )
+        return Registered(self.run_id, uri, version, alias)
+
+    def register_with_evidence(
+        self,
+        model: LNRiskModel,
+        evaluation: Evaluation,
+        card: Callable[[str | None], ModelCardContext],
+    ) -> Registered | None:
+        """:meth:`register`, then the evidence with the card of the new version.
+
+        A refused model still gets its evidence logged (the card says it was not
+        registered); :func:`tracked_run` raises the refusal once the run has ended,
+        so the run itself is complete.
+        """
+        registered = None
+        try:
+            registered = self.register(model, evaluation.metrics)
+        except RegistrationRefusedError as refusal:
+            self.refused = refusal
+        self.evidence(evaluation, card=card(registered and registered.version))
+        return registered
+
+
+@contextmanager
+def tracked_run(
+    config: TrainingConfig,
+    *,
+    kind: str,
+    name: str,
+    model_family: str,
+    data: pd.DataFrame,
+    source: str,
+    log_data_as: tuple[str, str] | None = None,
+    **extra_tags: Any,
+) -> Iterator[TrackedRun]:
+    """Open a run of ``kind`` with the common tags; yield its :class:`TrackedRun`.
+
+    Args:
+        config: the training config in force (names, hash, criteria file).
+        kind: one of :data:`RUN_KINDS`.
+        name: the run's name in the UI.
+        model_family: family of the model the run fits or scores.
+        data: the table the run fitted or scored (its digest is tagged).
+        source: where ``data`` came from (a path or ``synthetic://…``).
+        log_data_as: (name, context) to log ``data`` as a run input, or None.
+        **extra_tags: the kind's own tags.
+    """
+    configure()
+    experiment_id = ensure_experiment(config.tracking.experiment)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=name) as run:
+        tracked = TrackedRun(run.info.run_id, name, config)
+        if log_data_as is None:
+            tracked.data_digest = dataset_digest(data, source=source)
+        else:
+            tracked.data_digest = tracked.log_dataset(
+                data, name=log_data_as[0], source=source, context=log_data_as[1]
+            )
+        tracked.tags(
+            run_tags(
+                run_kind=kind,
+                model_family=model_family,
+                data_digest=tracked.data_digest,
+                data_source=source,
+                config=config,
+                **extra_tags,
+            )
+        )
+        yield tracked
+    if tracked.refused is not None:
+        raise tracked.refused
