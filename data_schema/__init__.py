@@ -27,15 +27,27 @@ from data_schema.table import (
     cohort_schema,
     validate_cohort,
 )
+from data_schema.vocabulary import (
+    SMALL_CELL,
+    STATUSES,
+    VERDICTS,
+    Status,
+    Verdict,
+)
 
 __all__ = [
     "OUTCOME_COLUMN",
+    "SMALL_CELL",
+    "STATUSES",
     "TRUE_RISK_COLUMN",
+    "VERDICTS",
     "CohortValidationError",
     "FieldSpec",
     "PatientColumns",
     "PatientRecord",
     "RowError",
+    "Status",
+    "Verdict",
     "cohort_schema",
     "columns_to_frame",
     "feature_description",
