@@ -1,19 +1,25 @@
-"""NCT05585671 eligibility: the trial's criteria as versioned data (issue 4).
+"""NCT05585671 eligibility: the trial's criteria as versioned data.
 
 * ``nct05585671.yaml`` — every inclusion and exclusion criterion of the registry text,
   each with a stable id, the verbatim wording and a rule.
 * :mod:`eligibility.rules` — the rule language (all / any / not over typed leaves),
-  validated at load; Kleene three-valued evaluation with reasons.
+  validated at load.
+* :mod:`eligibility.table` — patients as typed columns; one patient is a table of
+  one row.
 * :mod:`eligibility.derived` — derived clinical variables (ACR 1997 count,
   Cockcroft–Gault, multiples of ULN, age at screening), pinned to their sources.
-* :mod:`eligibility.engine` — ``screen``: per-criterion verdicts and the decision.
-* :mod:`eligibility.batch` — ``screen_frame`` (the same decisions, column-wise, for a
-  cohort table) and ``attrition_table`` (small cells suppressed).
+* :mod:`eligibility.evaluate` — the one evaluator: truth codes per patient, reasons
+  and evidence on request.
+* :mod:`eligibility.decision` — the decision of every patient; one patient's
+  reasons and evidence.
+* :mod:`eligibility.screen` — the one screening (risk → gate → rules), used by the
+  service and the CLI.
+* :mod:`eligibility.attrition` — attrition counts, small cells suppressed.
 
-``serving`` imports this package; it imports ``data_schema`` only.
+It imports ``data_schema`` only (and a model's ``predict_proba`` by duck typing).
 """
 
-from eligibility.batch import attrition_table, screen_frame
+from eligibility.attrition import attrition_table
 from eligibility.criteria import (
     DEFAULT_CRITERIA_PATH,
     CriteriaError,
@@ -22,7 +28,9 @@ from eligibility.criteria import (
     load_criteria,
     parse_criteria,
 )
-from eligibility.engine import CriterionVerdict, Decision, evaluate_criterion, screen
+from eligibility.decision import CriterionVerdict, Decision, Screened, decide
+from eligibility.screen import screen, screen_frame, screen_patients
+from eligibility.table import Table
 
 __all__ = [
     "DEFAULT_CRITERIA_PATH",
@@ -30,11 +38,14 @@ __all__ = [
     "Criterion",
     "CriterionVerdict",
     "Decision",
+    "Screened",
+    "Table",
     "TrialCriteria",
     "attrition_table",
-    "evaluate_criterion",
+    "decide",
     "load_criteria",
     "parse_criteria",
     "screen",
     "screen_frame",
+    "screen_patients",
 ]

@@ -15,6 +15,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from eligibility.evaluate import Program
 from eligibility.rules import Node, RiskGateNode, check_node, referenced_fields
 
 DEFAULT_CRITERIA_PATH = Path(__file__).with_name("nct05585671.yaml")
@@ -84,6 +85,11 @@ class TrialCriteria(BaseModel):
         """Ids of the criteria that restate the risk gate."""
         gates = (c for c in self.criteria if isinstance(c.rule, RiskGateNode))
         return frozenset(c.id for c in gates)
+
+    @cached_property
+    def program(self) -> Program:
+        """The rule trees laid out for the evaluator, once per file."""
+        return Program.of([c.rule for c in self.criteria])
 
     @property
     def by_id(self) -> dict[str, Criterion]:

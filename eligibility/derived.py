@@ -4,22 +4,24 @@ Criteria files name these variables (``derived: crcl_cockcroft_gault_ml_min``); 
 formulas live here, with the citation in each docstring and worked examples from the
 literature as known-value tests in ``tests/eligibility/test_derived.py``.
 
-Every variable returns a :class:`Derived`: the value (or an interval of values it can
-still take when some inputs are missing), the record fields it is missing, and the
-evidence it used. Missing inputs never become a number.
+Each variable is computed once, column-wise, on a :class:`~eligibility.table.Table`
+(one patient is a table of one row) and returns an :class:`Interval`: per patient the
+range of values still possible (``lo == hi`` when fully known, NaN when it cannot be
+computed), the fields whose absence leaves it open, and the evidence of one row for
+a coordinator. Missing inputs never become a number.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import date
-from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from data_schema.patient import PatientRecord
+import numpy as np
 
-DAYS_PER_YEAR = 365.25
-"""Days per year for ages (the convention of ``data_schema.features.age_at``)."""
+from data_schema import PatientRecord
+from eligibility.calendar import calendar_age_years
+from eligibility.table import BoolArray, FloatArray, Table
 
 UMOL_L_PER_MG_DL_CREATININE = 88.4
 """Serum creatinine: 1 mg/dL = 88.4 µmol/L (clinical.md §6)."""
@@ -45,48 +47,32 @@ ACR1997_ITEMS: tuple[str, ...] = (
 """The 11 items of the 1997 revised ACR criteria, in Hochberg's order."""
 
 
-class Derived(NamedTuple):
-    """A derived value, possibly only known to lie in ``[lo, hi]``.
-
-    A NamedTuple, like the rule results built from it: immutable and cheap.
+class Interval(NamedTuple):
+    """A derived variable of every patient of a table.
 
     Attributes:
-        lo: smallest value still possible (``None``: unbounded / unknown).
-        hi: largest value still possible (``None``: unbounded / unknown).
-        missing: record fields whose absence leaves the value open.
-        evidence: inputs and intermediate values, for the reason shown to a
-            coordinator.
+        lo: smallest value still possible (NaN: cannot be computed).
+        hi: largest value still possible (NaN: cannot be computed).
+        missing: field → rows where its absence leaves the value open, in the
+            order the fields are reported.
+        evidence: the inputs and intermediate values of one row.
     """
 
-    lo: float | None
-    hi: float | None
-    missing: tuple[str, ...] = ()
-    evidence: Mapping[str, Any] = MappingProxyType({})
-
-    @property
-    def exact(self) -> float | None:
-        """The value when it is fully known, else ``None``."""
-        if self.lo is not None and self.lo == self.hi and not self.missing:
-            return self.lo
-        return None
-
-
-def _known(value: float, evidence: Mapping[str, Any]) -> Derived:
-    return Derived(lo=value, hi=value, evidence=evidence)
-
-
-def _unknown(missing: tuple[str, ...], evidence: Mapping[str, Any]) -> Derived:
-    return Derived(lo=None, hi=None, missing=missing, evidence=evidence)
+    lo: FloatArray
+    hi: FloatArray
+    missing: dict[str, BoolArray]
+    evidence: Callable[[int], dict[str, Any]]
 
 
 # --- formulas on plain numbers (tested against worked examples) -----------------------
 def cockcroft_gault_ml_min(
-    age_years: float, weight_kg: float, creatinine_umol_l: float, female: bool
-) -> float:
+    age_years: Any, weight_kg: Any, creatinine_umol_l: Any, female: Any
+) -> Any:
     """Creatinine clearance by Cockcroft–Gault, in mL/min (not BSA-normalised).
 
     ``CrCl = (140 − age) × weight / (72 × SCr[mg/dL]) × 0.85 if female``, with
-    SCr[mg/dL] = SCr[µmol/L] / 88.4. Actual body weight is used.
+    SCr[mg/dL] = SCr[µmol/L] / 88.4. Actual body weight is used. Numbers or numpy
+    arrays (element-wise).
 
     Source: Cockcroft DW, Gault MH. Prediction of creatinine clearance from serum
     creatinine. Nephron 1976;16(1):31–41. Conversion 1 mg/dL = 88.4 µmol/L
@@ -101,9 +87,13 @@ def cockcroft_gault_ml_min(
     Returns:
         Creatinine clearance in mL/min.
     """
-    scr_mg_dl = creatinine_umol_l / UMOL_L_PER_MG_DL_CREATININE
-    crcl = (140.0 - age_years) * weight_kg / (72.0 * scr_mg_dl)
-    return crcl * 0.85 if female else crcl
+    scr_mg_dl = np.divide(creatinine_umol_l, UMOL_L_PER_MG_DL_CREATININE)
+    crcl = np.subtract(140.0, age_years) * weight_kg / (72.0 * scr_mg_dl)
+    return (
+        np.where(female, crcl * 0.85, crcl)
+        if np.ndim(crcl)
+        else (crcl * 0.85 if female else crcl)
+    )
 
 
 def ckd_epi_2021_ml_min_173m2(
@@ -134,48 +124,45 @@ def ckd_epi_2021_ml_min_173m2(
     return egfr * 1.012 if female else egfr
 
 
-# --- derived variables on a record ----------------------------------------------------
-def calendar_age_years(date_of_birth: date, on: date) -> float:
-    """Age in years at ``on``: completed calendar years plus the elapsed fraction of
-    the current year of life.
-
-    Exactly 18.0 on the 18th birthday (a 365.25-day year would give 17.998 and
-    wrongly fail "aged ≥ 18"). A 29 February birthday falls on 1 March in common
-    years.
-    """
-
-    def birthday(year: int) -> date:
-        try:
-            return date_of_birth.replace(year=year)
-        except ValueError:  # 29 February in a common year
-            return date(year, 3, 1)
-
-    years = on.year - date_of_birth.year
-    if on < birthday(on.year):
-        years -= 1
-    last, following = (
-        birthday(date_of_birth.year + years),
-        birthday(date_of_birth.year + years + 1),
-    )
-    return years + (on - last).days / (following - last).days
+# --- derived variables on a table -----------------------------------------------------
+def _point(
+    values: FloatArray,
+    missing: dict[str, BoolArray],
+    evidence: Callable[[int], dict[str, Any]],
+) -> Interval:
+    return Interval(values, values, missing, evidence)
 
 
-def age_at_screening_years(rec: PatientRecord, screening_date: date) -> Derived:
+def age_at_screening_years(t: Table) -> Interval:
     """Age in years at the screening date.
 
-    From ``date_of_birth`` (:func:`calendar_age_years`); when it is missing,
-    ``age_years`` as recorded. Missing both → unknown (either field settles it).
+    From ``date_of_birth`` (:func:`~eligibility.calendar.calendar_age_years`);
+    when it is missing, ``age_years`` as recorded. Missing both → unknown (either
+    field settles it).
     """
-    if rec.date_of_birth is not None:
-        age = calendar_age_years(rec.date_of_birth, screening_date)
-        evidence = {"date_of_birth": rec.date_of_birth, "age_at_screening_years": age}
-        return _known(age, evidence)
-    if rec.age_years is not None:
-        return _known(rec.age_years, {"age_years": rec.age_years})
-    return _unknown(("date_of_birth", "age_years"), {})
+
+    def make() -> Interval:
+        has_dob = ~t.na("date_of_birth")
+        age = t.num("age_years")
+        if has_dob.any():
+            from_dob = calendar_age_years(t.dates("date_of_birth"), t.screening_date)
+            age = np.where(has_dob, from_dob, age)
+        gone = np.isnan(age)
+
+        def evidence(i: int) -> dict[str, Any]:
+            if has_dob[i]:
+                dob = t.value("date_of_birth", i)
+                return {"date_of_birth": dob, "age_at_screening_years": age[i]}
+            if not gone[i]:
+                return {"age_years": age[i]}
+            return {}
+
+        return _point(age, {"date_of_birth": gone, "age_years": gone}, evidence)
+
+    return t.derived("age_at_screening_years", make)
 
 
-def acr1997_count(rec: PatientRecord, screening_date: date) -> Derived:
+def acr1997_count(t: Table) -> Interval:
     """Number of the 11 revised ACR 1997 SLE criteria met (SLE: ≥ 4 of 11).
 
     Source: Hochberg MC. Updating the American College of Rheumatology revised
@@ -184,53 +171,69 @@ def acr1997_count(rec: PatientRecord, screening_date: date) -> Derived:
     ``[items known true, items known true + items missing]``, so "≥ 4" is unknown only
     when the known items cannot decide it.
     """
-    values = {name: getattr(rec, name) for name in ACR1997_ITEMS}
-    true = sum(1 for v in values.values() if v is True)
-    missing = tuple(name for name, v in values.items() if v is None)
-    evidence = {"acr1997_items_true": true, "acr1997_items_missing": len(missing)}
-    return Derived(lo=true, hi=true + len(missing), missing=missing, evidence=evidence)
+    na = t.na(ACR1997_ITEMS)  # (items, patients)
+    true = t.flag(ACR1997_ITEMS).sum(axis=0).astype(np.float64)
+    n_missing = na.sum(axis=0)
+    missing = dict(zip(ACR1997_ITEMS, na, strict=True))
+
+    def evidence(i: int) -> dict[str, Any]:
+        return {
+            "acr1997_items_true": int(true[i]),
+            "acr1997_items_missing": int(n_missing[i]),
+        }
+
+    return Interval(true, true + n_missing, missing, evidence)
 
 
-def crcl_cockcroft_gault_ml_min(rec: PatientRecord, screening_date: date) -> Derived:
-    """Cockcroft–Gault creatinine clearance (mL/min) of the record.
+def crcl_cockcroft_gault_ml_min(t: Table) -> Interval:
+    """Cockcroft–Gault creatinine clearance (mL/min) of each patient.
 
     See :func:`cockcroft_gault_ml_min` (Cockcroft & Gault, Nephron 1976). Age at
     screening from :func:`age_at_screening_years`; actual ``weight_kg``;
     ``creatinine_umol_l``; ×0.85 when ``sex`` is female.
     """
-    age = age_at_screening_years(rec, screening_date)
-    missing = list(age.missing)
-    if rec.weight_kg is None:
-        missing.append("weight_kg")
-    if rec.creatinine_umol_l is None:
-        missing.append("creatinine_umol_l")
-    evidence: dict[str, Any] = {
-        **age.evidence,
-        "weight_kg": rec.weight_kg,
-        "creatinine_umol_l": rec.creatinine_umol_l,
-        "sex": rec.sex,
+    age = age_at_screening_years(t)
+    weight, creatinine = t.num("weight_kg"), t.num("creatinine_umol_l")
+    female = t.text("sex") == "female"
+    with np.errstate(invalid="ignore", divide="ignore"):
+        crcl = cockcroft_gault_ml_min(age.lo, weight, creatinine, female)
+    missing = {
+        **age.missing,
+        "weight_kg": np.isnan(weight),
+        "creatinine_umol_l": np.isnan(creatinine),
     }
-    if missing or age.exact is None:
-        return _unknown(tuple(missing), evidence)
-    assert rec.weight_kg is not None and rec.creatinine_umol_l is not None
-    crcl = cockcroft_gault_ml_min(
-        age.exact, rec.weight_kg, rec.creatinine_umol_l, rec.sex == "female"
-    )
-    evidence["crcl_cockcroft_gault_ml_min"] = round(crcl, 1)
-    return _known(crcl, evidence)
+
+    def evidence(i: int) -> dict[str, Any]:
+        out = {
+            **age.evidence(i),
+            "weight_kg": t.value("weight_kg", i),
+            "creatinine_umol_l": t.value("creatinine_umol_l", i),
+            "sex": t.value("sex", i),
+        }
+        if not np.isnan(crcl[i]):
+            out["crcl_cockcroft_gault_ml_min"] = round(float(crcl[i]), 1)
+        return out
+
+    return _point(crcl, missing, evidence)
 
 
-def _times_uln(value_field: str, uln_field: str) -> Callable[..., Derived]:
-    def times_uln(rec: PatientRecord, screening_date: date) -> Derived:
-        value, uln = getattr(rec, value_field), getattr(rec, uln_field)
-        evidence = {value_field: value, uln_field: uln}
-        missing = tuple(
-            n for n, v in ((value_field, value), (uln_field, uln)) if v is None
-        )
-        if missing:
-            return _unknown(missing, evidence)
-        ratio = value / uln
-        return _known(ratio, {**evidence, f"{value_field}_x_uln": round(ratio, 3)})
+def _times_uln(value_field: str, uln_field: str) -> Callable[[Table], Interval]:
+    def times_uln(t: Table) -> Interval:
+        value, uln = t.num(value_field), t.num(uln_field)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = value / uln
+
+        def evidence(i: int) -> dict[str, Any]:
+            out = {
+                value_field: t.value(value_field, i),
+                uln_field: t.value(uln_field, i),
+            }
+            if not np.isnan(ratio[i]):
+                out[f"{value_field}_x_uln"] = round(float(ratio[i]), 3)
+            return out
+
+        missing = {value_field: np.isnan(value), uln_field: np.isnan(uln)}
+        return _point(ratio, missing, evidence)
 
     times_uln.__doc__ = (
         f"``{value_field} / {uln_field}``: multiples of the laboratory's own upper "
@@ -239,24 +242,41 @@ def _times_uln(value_field: str, uln_field: str) -> Callable[..., Derived]:
     return times_uln
 
 
-alt_x_uln = _times_uln("alt_u_l", "alt_uln_u_l")
-ast_x_uln = _times_uln("ast_u_l", "ast_uln_u_l")
-
-
-def days_since(rec: PatientRecord, field_name: str, screening_date: date) -> int | None:
-    """Whole days from the date in ``field_name`` to the screening date (None if
-    missing). A date on the screening day is 0 days ago."""
-    value = getattr(rec, field_name)
-    return None if value is None else (screening_date - value).days
-
-
-DerivedFn = Callable[[PatientRecord, date], Derived]
-
-DERIVED: dict[str, DerivedFn] = {
+DERIVED: dict[str, Callable[[Table], Interval]] = {
     "age_at_screening_years": age_at_screening_years,
     "acr1997_count": acr1997_count,
     "crcl_cockcroft_gault_ml_min": crcl_cockcroft_gault_ml_min,
-    "alt_x_uln": alt_x_uln,
-    "ast_x_uln": ast_x_uln,
+    "alt_x_uln": _times_uln("alt_u_l", "alt_uln_u_l"),
+    "ast_x_uln": _times_uln("ast_u_l", "ast_uln_u_l"),
 }
 """Derived variables a criteria file may name (``derived: <name>``); all numeric."""
+
+
+# --- one patient's value --------------------------------------------------------------
+class Derived(NamedTuple):
+    """One patient's derived value, possibly only known to lie in ``[lo, hi]``."""
+
+    lo: float | None
+    hi: float | None
+    missing: tuple[str, ...] = ()
+    evidence: Mapping[str, Any] = {}
+
+    @property
+    def exact(self) -> float | None:
+        """The value when it is fully known, else ``None``."""
+        if self.lo is not None and self.lo == self.hi and not self.missing:
+            return self.lo
+        return None
+
+
+def derive(name: str, record: PatientRecord, screening_date: date) -> Derived:
+    """The derived variable ``name`` of one record (a table of one row)."""
+    iv = DERIVED[name](Table.from_record(record, screening_date))
+    lo, hi = float(iv.lo[0]), float(iv.hi[0])
+    known = not (np.isnan(lo) or np.isnan(hi))
+    return Derived(
+        lo if known else None,
+        hi if known else None,
+        tuple(field for field, rows in iv.missing.items() if rows[0]),
+        iv.evidence(0),
+    )

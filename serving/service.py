@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import bentoml
 import numpy as np
-import pandas as pd
 import pydantic_core
 from bentoml.exceptions import InvalidArgument
 from pydantic import Field
@@ -38,7 +37,6 @@ from data_schema import (
     PatientRecord,
     columns_to_frame,
     feature_description,
-    frame_to_features,
     model_features,
     records_to_features,
     records_to_frame,
@@ -46,12 +44,12 @@ from data_schema import (
 from eligibility import (
     DEFAULT_CRITERIA_PATH,
     Decision,
+    Screened,
+    Table,
     attrition_table,
     load_criteria,
-    screen_frame,
+    screen_patients,
 )
-from eligibility import screen as screen_patient
-from eligibility.batch import FALSE, TRUE, UNKNOWN, VERDICTS
 from serving.connections import ConnectionRecycleMiddleware
 from serving.schemas import (
     DISCLAIMER,
@@ -297,13 +295,8 @@ class LNRiskService:
         """
         assert self.model is not None and self.criteria is not None
         day = screening_date or date.today()
-        features = records_to_features([patient], as_of=day)
-        risk = float(self.model.predict_proba(features)[0])
-        low, high = self._band(features, np.array([risk]))[0]
-        band = None if np.isnan(low) else (float(low), float(high))
-        decision = screen_patient(
-            patient, risk=risk, band=band, screening_date=day, criteria=self.criteria
-        )
+        table = Table.from_record(patient, day)
+        decision = screen_patients(self.model, table, self.criteria).decision(0)
         self._audit(ctx, "screen", patient, 1, **{decision.status: 1})
         return _json_response(self._decision(patient, decision, day))
 
@@ -345,13 +338,11 @@ class LNRiskService:
             frame = records_to_frame(patients)
             ids = [p.patient_id for p in patients]
         day = screening_date or date.today()
-        features = frame_to_features(frame, as_of=day)
-        risks = self.model.predict_proba(features)
-        bands = self._band(features, risks)
-        table = screen_frame(frame, risks, bands, day, self.criteria)
-        counts = {s: 0 for s in ("eligible", "needs_review", "ineligible")}
-        counts.update(table["status"].value_counts().to_dict())
-        attrition = attrition_table(table, self.criteria, min_cell=1)
+        screened = screen_patients(
+            self.model, Table.from_frame(frame, day), self.criteria
+        )
+        counts = screened.counts()
+        attrition = attrition_table(screened.frame(), self.criteria, min_cell=1)
         sent = patients if patients is not None else columns
         self._audit(ctx, "screen_batch", sent, len(ids), **counts)
         # Serialised once by pydantic-core from plain data: validating ~1,000
@@ -360,7 +351,7 @@ class LNRiskService:
         return _json_response(
             {
                 "screening_date": day,
-                "patients": self._batch_results(ids, table, risks, bands),
+                "patients": _batch_results(ids, screened),
                 "attrition": attrition.to_dict("records"),
                 "counts": counts,
                 "model_name": self.model_name,
@@ -382,20 +373,6 @@ class LNRiskService:
         return _json_response(NoOp().model_dump())
 
     # Shared logic lives in plain methods: one @bentoml.api must never call another.
-    def _band(self, features: np.ndarray, risks: np.ndarray) -> np.ndarray:
-        """(n, 2) band, computed above the gate only (NaN elsewhere or no band).
-
-        At or below the gate a patient is ineligible whatever the band; the band
-        costs ten boosters' predictions, ~10x the risk itself.
-        """
-        assert self.model is not None
-        out = np.full((len(risks), 2), np.nan)
-        above = risks > self.gate
-        if self.model.band is not None and above.any():
-            low, high = self.model.predict_band(features[above])  # type: ignore[misc]
-            out[above] = np.column_stack([low, high])
-        return out
-
     def _decision(self, patient: PatientRecord, decision: Decision, day: date) -> dict:
         """The ScreeningDecision body as plain data (serialised once, unvalidated:
         tests/serving check it against the model)."""
@@ -427,57 +404,6 @@ class LNRiskService:
             "criteria_version": decision.criteria_version,
             "disclaimer": DISCLAIMER,
         }
-
-    def _batch_results(
-        self,
-        patient_ids: list[str | None],
-        table: pd.DataFrame,
-        risks: np.ndarray,
-        bands: np.ndarray,
-    ) -> list[dict]:
-        """One plain dict per patient from screen_frame's table (validated once)."""
-        assert self.criteria is not None
-        ids = [c.id for c in self.criteria.criteria]
-        codes = np.column_stack([table[i].cat.codes.to_numpy() for i in ids])
-        failing = np.array(
-            [TRUE if c.kind == "exclusion" else FALSE for c in self.criteria.criteria]
-        )
-        fails, unknown = codes == failing, codes == UNKNOWN
-        verdict_rows = np.array(VERDICTS, dtype=object)[codes].tolist()
-        lows, highs = (
-            np.where(np.isnan(column), None, column).tolist() for column in bands.T
-        )
-        below_gate = f" ≤ gate {self.gate:g}"
-        results = []
-        for i, (risk, status, missing, confirm) in enumerate(
-            zip(
-                risks.tolist(),
-                table["status"].tolist(),
-                table["missing_fields"].tolist(),
-                table["to_confirm"].tolist(),
-                strict=True,
-            )
-        ):
-            if risk <= self.gate:
-                reasons = [f"2-year LN risk {risk:.3f}{below_gate}"]
-            elif status == "ineligible":
-                reasons = [f"{ids[j]}: fails" for j in np.flatnonzero(fails[i])]
-            else:
-                reasons = [f"{ids[j]}: unknown" for j in np.flatnonzero(unknown[i])]
-            results.append(
-                {
-                    "patient_id": patient_ids[i],
-                    "status": status,
-                    "reasons": reasons,
-                    "missing_fields": missing,
-                    "to_confirm": confirm,
-                    "risk_2y": risk,
-                    "risk_band_low": lows[i],
-                    "risk_band_high": highs[i],
-                    "verdicts": dict(zip(ids, verdict_rows[i], strict=True)),
-                }
-            )
-        return results
 
     def _predict(self, patients: list[PatientRecord]) -> list[RiskPrediction]:
         assert self.model is not None and self.criteria is not None
@@ -537,6 +463,31 @@ class LNRiskService:
         state = (ctx.request.scope.get("state") or {}) if ctx is not None else {}
         digest = state.get(BODY_DIGEST_KEY)
         return digest or hashlib.sha256(pydantic_core.to_json(patients)).digest()
+
+
+def _batch_results(ids: list[str | None], screened: Screened) -> list[dict]:
+    """One plain dict per patient of a batch (verdicts without evidence)."""
+    criterion_ids = [c.id for c in screened.criteria.criteria]
+    verdicts = screened.frame()[criterion_ids].astype(str).to_numpy().tolist()
+    lows, highs = (
+        np.where(np.isnan(column), None, column).tolist() for column in screened.band.T
+    )
+    return [
+        {
+            "patient_id": ids[i],
+            "status": status,
+            "reasons": screened.brief_reasons(i),
+            "missing_fields": screened.missing_fields[i],
+            "to_confirm": screened.to_confirm[i],
+            "risk_2y": risk,
+            "risk_band_low": lows[i],
+            "risk_band_high": highs[i],
+            "verdicts": dict(zip(criterion_ids, verdicts[i], strict=True)),
+        }
+        for i, (risk, status) in enumerate(
+            zip(screened.risk.tolist(), screened.status.tolist(), strict=True)
+        )
+    ]
 
 
 def _json_response(payload: dict) -> Response:

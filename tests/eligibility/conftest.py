@@ -6,13 +6,14 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
+import numpy as np
 import pytest
 
 from data_schema import PatientRecord
-from eligibility import load_criteria
+from eligibility import Table, load_criteria
 from eligibility.criteria import TrialCriteria
-from eligibility.engine import CriterionVerdict, evaluate_criterion
-from eligibility.rules import Context
+from eligibility.decision import CriterionVerdict, phrase
+from eligibility.evaluate import Evaluation, Gate, Program
 
 SCREENING = date(2026, 12, 1)
 
@@ -108,12 +109,10 @@ def verdict_of(
     """``verdict_of(criterion_id, risk=..., **overrides)`` on the eligible patient."""
 
     def run(criterion_id: str, risk: float = 0.8, **overrides: Any) -> CriterionVerdict:
-        ctx = Context(
-            make_record(**overrides),
-            SCREENING,
-            risk,
-            criteria.risk_gate.threshold,
-        )
-        return evaluate_criterion(criteria.by_id[criterion_id], ctx)
+        table = Table.from_record(make_record(**overrides), SCREENING)
+        gate = Gate(np.array([risk]), criteria.risk_gate.threshold)
+        criterion = criteria.by_id[criterion_id]
+        evaluation = Evaluation(Program.of([criterion.rule]), table, gate)
+        return phrase(criterion, evaluation, evaluation.program.roots[0], 0)
 
     return run

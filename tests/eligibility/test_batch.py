@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 
 from data_schema import frame_to_records
-from eligibility import screen
-from eligibility.batch import attrition_table, screen_frame
+from eligibility import attrition_table, screen, screen_frame
 from synthetic.generator import generate_cohort
 
 SCREENING = date(2026, 12, 1)

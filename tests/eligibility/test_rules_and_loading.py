@@ -9,7 +9,7 @@ import pytest
 
 from eligibility import CriteriaError, load_criteria, parse_criteria, screen
 from eligibility.criteria import DEFAULT_CRITERIA_PATH
-from eligibility.rules import Context, Truth, evaluate
+from eligibility.evaluate import Context, Truth, evaluate_one
 
 SCREENING = date(2026, 12, 1)
 VARIANT = DEFAULT_CRITERIA_PATH.with_name("nct05585671_gate40_age16.yaml")
@@ -28,7 +28,7 @@ def one_rule(rule: str, cid: str = "EXC-99-test", kind: str = "exclusion") -> st
 
 def value_of(rule: str, rec) -> Truth:
     crit = parse_criteria(one_rule(rule)).criteria[0]
-    return evaluate(crit.rule, Context(rec, SCREENING)).value
+    return evaluate_one(crit.rule, Context(rec, SCREENING)).value
 
 
 # --- Kleene three-valued logic -----------------------------------------------------
@@ -61,7 +61,9 @@ def test_unknown_lists_only_the_fields_that_leave_it_open(record) -> None:
             "{is_true: hiv_positive}]}"
         )
     ).criteria[0]
-    r = evaluate(crit.rule, Context(record(pregnant=None, lactating=None), SCREENING))
+    r = evaluate_one(
+        crit.rule, Context(record(pregnant=None, lactating=None), SCREENING)
+    )
     assert r.value is Truth.UNKNOWN
     assert r.missing == ("pregnant", "lactating")
 

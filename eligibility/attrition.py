@@ -1,0 +1,92 @@
+"""Attrition: how many patients each step of the screening rules out.
+
+Step 0 is everyone screened, step 1 the risk gate, then one step per criterion in
+file order; small cells are suppressed for sharing (``data_schema.SMALL_CELL``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from data_schema import SMALL_CELL, VERDICTS
+from eligibility.criteria import TrialCriteria
+from eligibility.decision import VERDICT_DTYPE
+from eligibility.evaluate import FALSE, JUDGMENT, TRUE, UNKNOWN, Codes
+
+
+def _verdict_codes(column: pd.Series) -> Codes:
+    """Truth codes of a verdict column (categorical from screen_frame, or text)."""
+    if isinstance(column.dtype, pd.CategoricalDtype) and column.dtype == VERDICT_DTYPE:
+        return column.cat.codes.to_numpy()
+    lookup = {v: i for i, v in enumerate(VERDICTS)}
+    return np.array([lookup[v] for v in column], dtype=np.int8)
+
+
+def attrition_table(
+    screened: pd.DataFrame, criteria: TrialCriteria, *, min_cell: int = SMALL_CELL
+) -> pd.DataFrame:
+    """Sequential and per-criterion counts, in criterion order, small cells hidden.
+
+    Step 0 is everyone screened; step 1 the risk gate; then one step per criterion.
+    ``remaining`` counts patients not yet ruled out after that step (sequential);
+    ``ruled_out_here`` those it removes from the remainder; ``fails``, ``unknown``
+    and ``needs_judgment`` are per-criterion counts over everyone.
+
+    Args:
+        screened: output of :func:`screen_frame`.
+        criteria: the criteria it was screened with.
+        min_cell: counts in ``1 … min_cell − 1`` are shown as ``"<10"`` (strings);
+            0 is shown as 0.
+
+    Returns:
+        One row per step with columns ``step``, ``kind``, ``remaining``,
+        ``ruled_out_here``, ``fails``, ``unknown``, ``needs_judgment``.
+    """
+    alive = np.ones(len(screened), dtype=bool)
+    rows = [
+        {
+            "step": "screened",
+            "kind": "",
+            "remaining": int(alive.sum()),
+            "ruled_out_here": 0,
+            "fails": 0,
+            "unknown": 0,
+            "needs_judgment": 0,
+        }
+    ]
+    gate = screened["gate_passed"].to_numpy(dtype=bool)
+    rows.append(
+        {
+            "step": f"risk > {criteria.risk_gate.threshold:g}",
+            "kind": "gate",
+            "remaining": int((alive & gate).sum()),
+            "ruled_out_here": int((alive & ~gate).sum()),
+            "fails": int((~gate).sum()),
+            "unknown": 0,
+            "needs_judgment": 0,
+        }
+    )
+    alive &= gate
+    for c in criteria.criteria:
+        v = _verdict_codes(screened[c.id])
+        fails = v == (TRUE if c.kind == "exclusion" else FALSE)
+        rows.append(
+            {
+                "step": c.id,
+                "kind": c.kind,
+                "remaining": int((alive & ~fails).sum()),
+                "ruled_out_here": int((alive & fails).sum()),
+                "fails": int(fails.sum()),
+                "unknown": int((v == UNKNOWN).sum()),
+                "needs_judgment": int((v == JUDGMENT).sum()),
+            }
+        )
+        alive &= ~fails
+    table = pd.DataFrame(rows)
+    counts = ["remaining", "ruled_out_here", "fails", "unknown", "needs_judgment"]
+    for col in counts:
+        table[col] = [
+            f"<{min_cell}" if 0 < x < min_cell else x for x in table[col].tolist()
+        ]
+    return table

@@ -1,0 +1,626 @@
+"""The one evaluator of the rule language, on a table of patients.
+
+A set of rule trees (a trial's criteria) is laid out once as a flat list of nodes
+(:class:`Program`). Evaluating it on a :class:`~eligibility.table.Table` gives a truth
+code per node and patient — Kleene's three values plus "needs the investigator" —
+computed column-wise, all leaves of one kind at once and the ``all`` / ``any`` /
+``not`` nodes level by level. On request, :meth:`Evaluation.explain` phrases one
+patient's result of one node (reason, evidence, the fields whose absence leaves it
+open) from the same arrays. One patient is a table of one row, so the
+single-patient answer and the column-wise screening of a registry agree by
+construction.
+
+Kleene logic: ``all`` is false if any child is false, ``any`` true if any child is
+true; otherwise a missing datum (``unknown``) outranks ``judgment``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cached_property
+from types import MappingProxyType
+from typing import Any, NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from data_schema import VERDICTS, PatientRecord
+from eligibility.derived import DERIVED, Interval
+from eligibility.rules import (
+    OPS,
+    ORDER_OPS,
+    AllNode,
+    AnyNode,
+    CompareNode,
+    IsFalseNode,
+    IsTrueNode,
+    JudgmentNode,
+    MoreThanDaysAgoNode,
+    Node,
+    NotNode,
+    RiskGateNode,
+    Window,
+    WithinDaysNode,
+)
+from eligibility.table import FloatArray, Table
+
+Codes = NDArray[np.int8]
+
+# Truth codes, in the order of data_schema.VERDICTS (not_met, met, unknown, …).
+FALSE, TRUE, UNKNOWN, JUDGMENT = (VERDICTS.index(v) for v in VERDICTS)
+
+
+class Truth(enum.IntEnum):
+    """Value of a rule for one patient: Kleene's three values plus "needs the
+    investigator". The integer is the truth code of the column-wise evaluation."""
+
+    FALSE = FALSE
+    TRUE = TRUE
+    UNKNOWN = UNKNOWN
+    JUDGMENT = JUDGMENT
+
+
+class Result(NamedTuple):
+    """One patient's value of a rule, with its reason, evidence and open fields."""
+
+    value: Truth
+    reason: str
+    missing: tuple[str, ...] = ()
+    judgments: tuple[str, ...] = ()
+    evidence: Mapping[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The model's risk per patient and the criteria file's gate (risk > threshold)."""
+
+    risk: FloatArray
+    threshold: float
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _missing(name: str) -> str:
+    return f"{name} not recorded"
+
+
+# --- the program --------------------------------------------------------------------
+_COMBINE = (AllNode, AnyNode, NotNode)
+
+
+class _Group(NamedTuple):
+    """Nodes evaluated together: their indices and what the evaluation needs."""
+
+    indices: NDArray[np.intp]
+    fields: tuple[str, ...] = ()
+    params: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass
+class Program:
+    """Rule trees laid out as one flat list of nodes, children before parents.
+
+    Leaves are grouped by kind (evaluated together); ``all`` / ``any`` / ``not``
+    nodes by their height above the leaves. Everything an evaluation needs that does
+    not depend on the patients is prepared here, once per criteria file.
+    """
+
+    nodes: list[Node] = field(default_factory=list)
+    children: list[tuple[int, ...]] = field(default_factory=list)
+    heights: list[int] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
+    roots: list[int] = field(default_factory=list)
+    leaves: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    levels: list[list[int]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, trees: Sequence[Node]) -> Program:
+        program = cls()
+        program.roots = [program._add(tree) for tree in trees]
+        return program
+
+    def _add(self, node: Node) -> int:
+        kids: tuple[Node, ...] = ()
+        if isinstance(node, AllNode):
+            kids = tuple(node.all_)
+        elif isinstance(node, AnyNode):
+            kids = tuple(node.any_)
+        elif isinstance(node, NotNode):
+            kids = (node.not_,)
+        child_ids = tuple(self._add(k) for k in kids)
+        index = len(self.nodes)
+        self.nodes.append(node)
+        self.children.append(child_ids)
+        height = 1 + max((self.heights[c] for c in child_ids), default=-1)
+        self.heights.append(height)
+        if isinstance(node, _COMBINE):
+            kind = {AllNode: "all", AnyNode: "any", NotNode: "not"}[type(node)]
+            while len(self.levels) < height:
+                self.levels.append([])
+            self.levels[height - 1].append(index)
+        else:
+            kind = _leaf_kind(node)
+            self.leaves[kind].append(index)
+        self.kinds.append(kind)
+        return index
+
+    @cached_property
+    def flags(self) -> _Group:
+        nodes = [self.nodes[i] for i in self.leaves["flag"]]
+        return _Group(
+            np.array(self.leaves["flag"], dtype=np.intp),
+            tuple(_flag_field(n) for n in nodes),  # type: ignore[arg-type]
+            {"want": np.array([isinstance(n, IsTrueNode) for n in nodes])[:, None]},
+        )
+
+    @cached_property
+    def numbers(self) -> _Group:
+        nodes: list[CompareNode] = [self.nodes[i] for i in self.leaves["number"]]  # type: ignore[misc]
+        ops = np.array([n.op for n in nodes])
+        return _Group(
+            np.array(self.leaves["number"], dtype=np.intp),
+            tuple(str(n.field) for n in nodes),
+            {
+                "limits": np.array([n.value for n in nodes], dtype=np.float64)[:, None],
+                "ops": [(op, ops == op) for op in dict.fromkeys(ops.tolist())],
+            },
+        )
+
+    @cached_property
+    def windows(self) -> _Group:
+        """Every look-back window: ``max(days, half_lives × half-life)`` days."""
+        indices = self.leaves["window"]
+        windows = [_window_of(self.nodes[i]) for i in indices]  # type: ignore[arg-type]
+        within = [isinstance(self.nodes[i], WithinDaysNode) for i in indices]
+        scaled = [j for j, w in enumerate(windows) if w.half_life_field is not None]
+
+        def column(values: list[float]) -> np.ndarray:
+            return np.array(values, dtype=np.float64)[:, None]
+
+        return _Group(
+            np.array(indices, dtype=np.intp),
+            tuple(f"{w.exposure}_ever" for w in windows),
+            {
+                "last": tuple(f"{w.exposure}_last_date" for w in windows),
+                "days": column([w.days for w in windows]),
+                "within": np.array(within)[:, None],
+                "scaled": np.array(scaled, dtype=np.intp),
+                "half_life": tuple(str(windows[j].half_life_field) for j in scaled),
+                "half_lives": column([windows[j].half_lives or 0.0 for j in scaled]),
+            },
+        )
+
+    @cached_property
+    def combinations(self) -> list[list[tuple[type, _Group]]]:
+        """Per level, the ``all``/``any`` groups (children padded) and ``not``s."""
+        out = []
+        for level in self.levels:
+            groups = []
+            for kind in (AllNode, AnyNode, NotNode):
+                members = [i for i in level if isinstance(self.nodes[i], kind)]
+                if not members:
+                    continue
+                width = max(len(self.children[i]) for i in members)
+                pad = -2 if kind is AllNode else -1  # the constant true / false rows
+                kids = np.full((len(members), width), pad, dtype=np.intp)
+                for row, i in enumerate(members):
+                    kids[row, : len(self.children[i])] = self.children[i]
+                groups.append((kind, _Group(np.array(members), params={"kids": kids})))
+            out.append(groups)
+        return out
+
+
+def _leaf_kind(node: Node) -> str:
+    if isinstance(node, IsTrueNode | IsFalseNode):
+        return "flag"
+    if isinstance(node, WithinDaysNode | MoreThanDaysAgoNode):
+        return "window"
+    if isinstance(node, JudgmentNode):
+        return "judgment"
+    if isinstance(node, RiskGateNode):
+        return "gate"
+    assert isinstance(node, CompareNode)
+    if node.derived is not None:
+        return "derived"
+    if node.days_since is not None:
+        return "days"
+    if node.op == "in" or isinstance(node.value, str):
+        return "text"
+    return "number"
+
+
+def _window_of(node: WithinDaysNode | MoreThanDaysAgoNode) -> Window:
+    return (
+        node.within_days
+        if isinstance(node, WithinDaysNode)
+        else (node.more_than_days_ago)
+    )
+
+
+def _flag_field(node: IsTrueNode | IsFalseNode) -> str:
+    return node.is_true if isinstance(node, IsTrueNode) else node.is_false
+
+
+# --- evaluation ---------------------------------------------------------------------
+class Evaluation:
+    """A :class:`Program` evaluated on a table: ``codes[node, patient]``.
+
+    The last two rows of ``codes`` are constants (true, false) that pad ``all`` /
+    ``any`` nodes with fewer children than others of their level.
+    """
+
+    def __init__(self, program: Program, table: Table, gate: Gate | None) -> None:
+        self.program = program
+        self.table = table
+        self.gate = gate
+        self.codes = np.empty((len(program.nodes) + 2, table.n), dtype=np.int8)
+        self.codes[-2] = TRUE  # padding of `all` nodes
+        self.codes[-1] = FALSE  # padding of `any` nodes
+        self.intervals: dict[int, Interval] = {}
+        self._last_row, self._last_codes = -1, []
+        for kind, indices in program.leaves.items():
+            _LEAVES[kind](self, indices)
+        for groups in program.combinations:
+            for kind, group in groups:
+                self._combine(kind, group)
+
+    def root_codes(self) -> Codes:
+        """(patients, trees): the truth code of every tree for every patient."""
+        return self.codes[self.program.roots].T
+
+    # --- leaves -----------------------------------------------------------------------
+    def _flags(self, indices: list[int]) -> None:
+        group = self.program.flags
+        codes = (self.table.flag(group.fields) == group.params["want"]).astype(np.int8)
+        codes[self.table.na(group.fields)] = UNKNOWN
+        self.codes[group.indices] = codes
+
+    def _numbers(self, indices: list[int]) -> None:
+        group = self.program.numbers
+        values = self.table.num(group.fields)
+        ok = np.zeros(values.shape, dtype=bool)
+        for op, rows in group.params["ops"]:
+            ok[rows] = OPS[op](values[rows], group.params["limits"][rows])
+        codes = ok.astype(np.int8)
+        codes[np.isnan(values)] = UNKNOWN
+        self.codes[group.indices] = codes
+
+    def _texts(self, indices: list[int]) -> None:
+        for i in indices:
+            node: CompareNode = self.program.nodes[i]  # type: ignore[assignment]
+            text = self.table.text(str(node.field))
+            if node.op == "in":  # set membership per patient: cheaper than np.isin
+                allowed = set(node.value)  # type: ignore[arg-type]
+                ok = np.array([v in allowed for v in text], dtype=bool)
+            else:
+                ok = np.asarray(OPS[node.op](text, node.value), dtype=bool)
+            self.codes[i] = np.where(
+                self.table.na(str(node.field)), UNKNOWN, ok.astype(np.int8)
+            )
+
+    def _derived(self, indices: list[int]) -> None:
+        for i in indices:
+            node: CompareNode = self.program.nodes[i]  # type: ignore[assignment]
+            self.intervals[i] = DERIVED[str(node.derived)](self.table)
+            self.codes[i] = _compare_interval(node, self.intervals[i])
+
+    def _days(self, indices: list[int]) -> None:
+        for i in indices:
+            node: CompareNode = self.program.nodes[i]  # type: ignore[assignment]
+            name = str(node.days_since)
+            ago = self.table.days_ago(name)
+            self.intervals[i] = Interval(
+                ago, ago, {name: np.isnan(ago)}, lambda r, name=name: {
+                    name: self.table.value(name, r)
+                }
+            )  # fmt: skip
+            self.codes[i] = _compare_interval(node, self.intervals[i])
+
+    def _windows(self, indices: list[int]) -> None:
+        group, p = self.program.windows, self.program.windows.params
+        ever_na = self.table.na(group.fields)
+        ever = self.table.flag(group.fields)
+        ago = self.table.days_ago(p["last"])
+        window = np.broadcast_to(p["days"], ago.shape).copy()
+        open_ = np.zeros(ago.shape, dtype=bool)
+        if len(p["scaled"]):  # windows of k half-lives of a recorded half-life
+            half_life = self.table.num(p["half_life"])
+            rows = p["scaled"]
+            window[rows] = np.fmax(window[rows], p["half_lives"] * half_life)
+            # without the half-life only the shortest window (``days``) decides
+            open_[rows] = np.isnan(half_life) & (ago[rows] > p["days"][rows])
+        codes = ((ago <= window) == p["within"]).astype(np.int8)
+        codes[open_ | np.isnan(ago) | ever_na] = UNKNOWN
+        codes[~ever_na & ~ever] = FALSE
+        self.codes[group.indices] = codes
+
+    def _judgments(self, indices: list[int]) -> None:
+        self.codes[indices] = JUDGMENT
+
+    def _gates(self, indices: list[int]) -> None:
+        if self.gate is None:
+            self.codes[indices] = UNKNOWN
+        else:
+            self.codes[indices] = self.gate.risk > self.gate.threshold
+
+    # --- combinations -----------------------------------------------------------------
+    def _combine(self, kind: type, group: _Group) -> None:
+        stack = self.codes[group.params["kids"]]  # (nodes, children, patients)
+        if kind is NotNode:
+            child = stack[:, 0]
+            flipped = np.where(
+                child == TRUE, FALSE, np.where(child == FALSE, TRUE, child)
+            )
+            self.codes[group.indices] = flipped
+            return
+        decisive, fallback = (FALSE, TRUE) if kind is AllNode else (TRUE, FALSE)
+        codes = np.full((stack.shape[0], stack.shape[2]), fallback, dtype=np.int8)
+        codes[(stack == JUDGMENT).any(axis=1)] = JUDGMENT
+        codes[(stack == UNKNOWN).any(axis=1)] = UNKNOWN
+        codes[(stack == decisive).any(axis=1)] = decisive
+        self.codes[group.indices] = codes
+
+    # --- one patient -----------------------------------------------------------------
+    def _row(self, row: int) -> list[int]:
+        """Every node's truth code for one patient, as plain ints (read often)."""
+        if row != self._last_row:
+            self._last_row, self._last_codes = row, self.codes[:, row].tolist()
+        return self._last_codes
+
+    def explain(self, index: int, row: int) -> Result:
+        """Node ``index`` for patient ``row``: value, reason, open fields, evidence."""
+        reason, evidence, judgments = self.details(index, row)
+        return Result(
+            Truth(self._row(row)[index]),
+            reason,
+            self.missing(index, row),
+            judgments,
+            evidence,
+        )
+
+    def code(self, index: int, row: int) -> int:
+        """The truth code of node ``index`` for patient ``row``."""
+        return self._row(row)[index]
+
+    def missing(self, index: int, row: int) -> tuple[str, ...]:
+        """The fields whose absence leaves node ``index`` unknown for ``row``."""
+        codes = self._row(row)
+        if codes[index] != UNKNOWN:
+            return ()
+        kind = self.program.kinds[index]
+        if kind in ("all", "any", "not"):
+            fields = (
+                name
+                for child in self.program.children[index]
+                if codes[child] == UNKNOWN
+                for name in self.missing(child, row)
+            )
+            return tuple(dict.fromkeys(fields))
+        if index in self.intervals:
+            iv = self.intervals[index]
+            return tuple(name for name, rows in iv.missing.items() if rows[row])
+        node = self.program.nodes[index]
+        if kind == "gate":
+            return ("risk",)
+        if kind == "window":
+            return _window_missing(_window_of(node), self.table, row)  # type: ignore[arg-type]
+        if kind == "flag":
+            return (_flag_field(node),)  # type: ignore[arg-type]
+        return (str(node.field),)  # type: ignore[union-attr]
+
+    def details(
+        self, index: int, row: int
+    ) -> tuple[str, dict[str, Any], tuple[str, ...]]:
+        """(reason, evidence, judgments) of node ``index`` for patient ``row``."""
+        kind = self.program.kinds[index]
+        if kind == "not":
+            reason, evidence, judgments = self.details(
+                self.program.children[index][0], row
+            )
+            return f"not ({reason})", evidence, judgments
+        if kind in ("all", "any"):
+            return self._combined_details(index, row, is_all=kind == "all")
+        return _DETAILS[kind](self, index, row)
+
+    def _combined_details(
+        self, index: int, row: int, *, is_all: bool
+    ) -> tuple[str, dict[str, Any], tuple[str, ...]]:
+        decisive = FALSE if is_all else TRUE
+        codes = self._row(row)
+        parts = [
+            (codes[c], *self.details(c, row)) for c in self.program.children[index]
+        ]
+        evidence: dict[str, Any] = {}
+        for _, _, child_evidence, _ in parts:
+            evidence.update(child_evidence)
+        code = codes[index]
+        if code == decisive:
+            return next(r for c, r, _, _ in parts if c == decisive), evidence, ()
+        open_ = [(c, r, j) for c, r, _, j in parts if c in (UNKNOWN, JUDGMENT)]
+        judgments = tuple(dict.fromkeys(j for _, _, js in open_ for j in js))
+        shown = [r for c, r, _ in open_ if c == code] or [r for _, r, _, _ in parts]
+        joiner = " and " if is_all else " or "
+        return joiner.join(dict.fromkeys(shown)), evidence, judgments
+
+
+def _compare_interval(node: CompareNode, iv: Interval) -> Codes:
+    """Compare ``[lo, hi]``: decided when both ends agree (equality needs a point);
+    NaN (cannot be computed) is unknown."""
+    fn = OPS[node.op]
+    at_lo = fn(iv.lo, node.value)
+    # An ordering is decided when both ends agree (NaN is caught below); equality
+    # only on a point.
+    ordered = node.op in ORDER_OPS
+    decided = at_lo == fn(iv.hi, node.value) if ordered else iv.lo == iv.hi
+    codes = at_lo.astype(np.int8)
+    codes[~decided | np.isnan(iv.lo) | np.isnan(iv.hi)] = UNKNOWN
+    return codes
+
+
+def _window_missing(w: Window, t: Table, row: int) -> tuple[str, ...]:
+    ever_name, last_name = f"{w.exposure}_ever", f"{w.exposure}_last_date"
+    if t.value(ever_name, row) is None:
+        return (ever_name,)
+    if t.value(last_name, row) is None:
+        return (last_name,)
+    return (str(w.half_life_field),)  # only a missing half-life leaves it open
+
+
+Details = tuple[str, dict[str, Any], tuple[str, ...]]
+
+
+def _judgment_details(ev: Evaluation, index: int, row: int) -> Details:
+    question = ev.program.nodes[index].judgment  # type: ignore[union-attr]
+    return f"investigator to judge: {question}", {}, (question,)
+
+
+def _gate_details(ev: Evaluation, index: int, row: int) -> Details:
+    if ev.gate is None:
+        return "no model risk or gate given", {}, ()
+    risk = float(ev.gate.risk[row])
+    sign = ">" if risk > ev.gate.threshold else "≤"
+    reason = f"2-year LN risk {risk:.3f} {sign} gate {ev.gate.threshold:g}"
+    return reason, {"risk": risk}, ()
+
+
+def _flag_details(ev: Evaluation, index: int, row: int) -> Details:
+    name = _flag_field(ev.program.nodes[index])  # type: ignore[arg-type]
+    value = ev.table.value(name, row)
+    if value is None:
+        return _missing(name), {}, ()
+    return f"{name} = {str(value).lower()}", {name: value}, ()
+
+
+def _field_details(ev: Evaluation, index: int, row: int) -> Details:
+    node: CompareNode = ev.program.nodes[index]  # type: ignore[assignment]
+    name = str(node.field)
+    value = ev.table.value(name, row)
+    if value is None:
+        return _missing(name), {}, ()
+    sign = node.op if ev.code(index, row) == TRUE else f"not {node.op}"
+    return f"{name} = {_fmt(value)} {sign} {_fmt(node.value)}", {name: value}, ()
+
+
+def _derived_details(ev: Evaluation, index: int, row: int) -> Details:
+    node: CompareNode = ev.program.nodes[index]  # type: ignore[assignment]
+    if node.days_since is not None and ev.table.value(node.days_since, row) is None:
+        return _missing(node.days_since), {}, ()
+    evidence = ev.intervals[index].evidence(row)
+    return _interval_details(ev, node, index, row), evidence, ()
+
+
+def _window_leaf_details(ev: Evaluation, index: int, row: int) -> Details:
+    return _window_details(_window_of(ev.program.nodes[index]), ev.table, row)  # type: ignore[arg-type]
+
+
+def _interval_details(ev: Evaluation, node: CompareNode, index: int, row: int) -> str:
+    iv = ev.intervals[index]
+    lo, hi = float(iv.lo[row]), float(iv.hi[row])
+    code = ev.code(index, row)
+    missing = ", ".join(ev.missing(index, row))
+    if np.isnan(lo) or np.isnan(hi):
+        return f"{node.subject} cannot be computed: {missing} not recorded"
+    shown = _fmt(lo) if lo == hi else f"between {_fmt(lo)} and {_fmt(hi)}"
+    if code == UNKNOWN:
+        if node.op not in ORDER_OPS:
+            return f"{node.subject} not known exactly"
+        return (
+            f"{node.subject} is {shown} ({missing} not recorded); "
+            f"cannot tell whether {node.op} {_fmt(node.value)}"
+        )
+    sign = node.op if OPS[node.op](lo, node.value) else f"not {node.op}"
+    return f"{node.subject} = {shown} {sign} {_fmt(node.value)}"
+
+
+def _window_details(
+    w: Window, t: Table, row: int
+) -> tuple[str, dict[str, Any], tuple[str, ...]]:
+    ever_name, last_name = f"{w.exposure}_ever", f"{w.exposure}_last_date"
+    ever = t.value(ever_name, row)
+    if ever is None:
+        return _missing(ever_name), {}, ()
+    if not ever:
+        return f"{ever_name} = false (never)", {ever_name: False}, ()
+    last = t.value(last_name, row)
+    evidence: dict[str, Any] = {ever_name: True, last_name: last}
+    if last is None:
+        return _missing(last_name), evidence, ()
+    days = (t.screening_date - last).days
+    evidence[f"days_since_{last_name}"] = days
+    label = f"{_fmt(w.days)} days"
+    inside = days <= w.days
+    if w.half_life_field is not None:
+        assert w.half_lives is not None
+        half_life = t.value(w.half_life_field, row)
+        if half_life is None:
+            if not inside:
+                return _missing(w.half_life_field), evidence, ()
+            reason = (
+                f"last {w.exposure} {days} days before screening, within "
+                f"{label} (the shortest possible window)"
+            )
+            return reason, evidence, ()
+        evidence[w.half_life_field] = half_life
+        window = max(w.days, w.half_lives * half_life)
+        inside = days <= window
+        label = (
+            f"{_fmt(window)} days (greater of {_fmt(w.days)} days and "
+            f"{_fmt(w.half_lives)} × {_fmt(half_life)}-day half-life)"
+        )
+    where = "within" if inside else "more than"
+    reason = f"last {w.exposure} {days} days before screening ({where} {label})"
+    return reason, evidence, ()
+
+
+_DETAILS = {
+    "flag": _flag_details,
+    "number": _field_details,
+    "text": _field_details,
+    "derived": _derived_details,
+    "days": _derived_details,
+    "window": _window_leaf_details,
+    "judgment": _judgment_details,
+    "gate": _gate_details,
+}
+
+_LEAVES = {
+    "flag": Evaluation._flags,
+    "number": Evaluation._numbers,
+    "text": Evaluation._texts,
+    "derived": Evaluation._derived,
+    "days": Evaluation._days,
+    "window": Evaluation._windows,
+    "judgment": Evaluation._judgments,
+    "gate": Evaluation._gates,
+}
+
+
+# --- one patient, one rule ----------------------------------------------------------
+@dataclass(frozen=True)
+class Context:
+    """One patient, the screening date and, optionally, the model's risk and gate."""
+
+    record: PatientRecord
+    screening_date: date
+    risk: float | None = None
+    risk_threshold: float | None = None
+
+
+def evaluate_one(node: Node, ctx: Context) -> Result:
+    """One rule's result for one patient: a table of one row, explained."""
+    gate = None
+    if ctx.risk is not None and ctx.risk_threshold is not None:
+        gate = Gate(np.array([ctx.risk]), ctx.risk_threshold)
+    program = Program.of([node])
+    evaluation = Evaluation(
+        program, Table.from_record(ctx.record, ctx.screening_date), gate
+    )
+    return evaluation.explain(program.roots[0], 0)
