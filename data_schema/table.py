@@ -106,7 +106,7 @@ def cohort_schema() -> pa.DataFrameSchema:
         nullable=False,
         required=False,
     )
-    columns[f"{SYNTHETIC_PREFIX}.*"] = pa.Column(regex=True, required=False)
+    columns[f"{SYNTHETIC_PREFIX}.*"] = pa.Column(regex=True, required=False, nullable=True)
     return pa.DataFrameSchema(
         columns,
         unique=["patient_id"],

@@ -106,7 +106,6 @@ def import_registered_model(
         "config_hash": run.data.tags.get("config_hash", "unknown"),
         "git_commit": run.data.tags.get("git_commit", "unknown"),
         "calibration": loaded.calibration.method,
-        "test_metrics": {k: float(v) for k, v in run.data.metrics.items()},
     }
     labels = {
         "mlflow_model": mlflow_name,

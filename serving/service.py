@@ -8,6 +8,7 @@ import-model`` has copied the champion into the BentoML model store.
 Environment:
 
 * ``LNRISK_CRITERIA`` — criteria YAML to screen with (default: NCT05585671's);
+* ``LNRISK_MODEL`` — the BentoML model tag to serve (default ``ln-risk:latest``);
 * ``LNRISK_WORKERS`` — worker processes (default 2: on a 2-core machine two workers
   with one XGBoost thread each beat one worker, and two threads each oversubscribe);
 * ``LNRISK_API_KEY``, ``LNRISK_AUDIT_LOG``, ``LNRISK_AUDIT_SALT`` — see
@@ -72,10 +73,10 @@ from serving.security import (
 if TYPE_CHECKING:
     from riskmodel import LNRiskModel
 
-BENTO_MODEL_TAG = "ln-risk:latest"
+#: The BentoML model served; pin a version (``ln-risk:<version>``) to roll back.
+BENTO_MODEL_TAG = os.environ.get("LNRISK_MODEL") or "ln-risk:latest"
 MAX_PATIENTS_PER_REQUEST = 10_000
 WORKERS = int(os.environ.get("LNRISK_WORKERS", "2"))
-HEADLINE = ("auroc", "auroc_ci_low", "auroc_ci_high", "cal_slope", "ici", "brier")
 
 Patients = Annotated[
     list[PatientRecord],
@@ -260,7 +261,7 @@ class LNRiskService:
     def model_info(self) -> ModelInfo:
         """The model being served: name, version, provenance and held-out quality."""
         assert self.model is not None
-        metrics = self.meta.get("test_metrics", {})
+        metrics = self.model.metadata.get("held_out_metrics", {})
         band = self.model.band
         return ModelInfo(
             model_name=self.model_name,
@@ -272,7 +273,7 @@ class LNRiskService:
             calibration=self.model.calibration.method,
             gate_threshold=self.gate,
             band_level=None if band is None else band.level,
-            headline_metrics={k: float(metrics[k]) for k in HEADLINE if k in metrics},
+            headline_metrics={k: float(v) for k, v in metrics.items()},
             criteria_trial=self.criteria.trial_id,
             criteria_file=self.criteria_path.name,
             criteria_version=self.criteria.criteria_version,

@@ -10,6 +10,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,12 @@ os.environ["BENTOML_HOME"] = str(_STORE / "bentoml")
 os.environ["BENTOML_DO_NOT_TRACK"] = "True"
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 os.environ["DO_NOT_TRACK"] = "true"
+# The in-process service serves the fixture model (tests/fixtures/model): HTTP tests
+# start without a training run. End-to-end tests of the MLflow hand-off serve the
+# imported champion by setting LNRISK_MODEL for their server process.
+FIXTURE_MODEL_TAG = "ln-risk:fixture"
+os.environ["LNRISK_MODEL"] = FIXTURE_MODEL_TAG
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -85,6 +92,42 @@ def trained(small_config, small_cohort):  # -> TrainingResult
     from training.pipeline import train
 
     return train(small_config, *small_cohort, show_progress=False)
+
+
+@dataclass(frozen=True)
+class Served:
+    """The model the in-process service serves, as the import step would record it."""
+
+    tag: str
+    mlflow_version: str
+    run_id: str
+    data_digest: str
+
+
+@pytest.fixture(scope="session")
+def served() -> Served:
+    """The fixture model in the session's BentoML store, under its fixed tag."""
+    import shutil as sh
+
+    import bentoml
+
+    found = Served(FIXTURE_MODEL_TAG, "fixture", "fixture-run", "fixture-data")
+    try:
+        bentoml.models.get(FIXTURE_MODEL_TAG)
+    except bentoml.exceptions.NotFound:
+        metadata = {
+            "mlflow_model": "ln-risk",
+            "mlflow_version": found.mlflow_version,
+            "mlflow_alias": "champion",
+            "mlflow_run_id": found.run_id,
+            "data_digest": found.data_digest,
+        }
+        with bentoml.models.create(
+            FIXTURE_MODEL_TAG, labels={"purpose": "test fixture"}, metadata=metadata
+        ) as model:
+            for item in (FIXTURES / "model").iterdir():
+                sh.copy2(item, Path(model.path) / item.name)
+    return found
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ from riskmodel import LNRiskModel
 from training.config import TrainingConfig
 from training.data import load_outcome_cohort, split_by_patient
 from training.evaluation.evaluate import Evaluation, evaluate_model
+from training.evaluation.metrics import MODEL_CARD_METRICS
 from training.evaluation.model_card import ModelCardContext
 from training.fit import fit_candidate, progress_steps
 from training.registry.tracking import Registered, TrackedRun, git_commit, tracked_run
@@ -93,6 +94,11 @@ def fit_and_evaluate(
         evaluation = evaluate_model(model, test, config.gate_threshold)
         step("evaluated on held-out patients")
     return _Fitted(cohort, dev, test, model, search_results, evaluation)
+
+
+def held_out_metrics(evaluation: Evaluation) -> dict[str, float]:
+    """The held-out metrics a saved model carries (shown by ``model_info``)."""
+    return {k: float(evaluation.metrics[k]) for k in MODEL_CARD_METRICS}
 
 
 def model_card_context(
@@ -173,6 +179,7 @@ def _log_training_run(
                 "data_digest": digest,
                 "config_hash": config.config_hash(),
                 "git_commit": git_commit(),
+                "held_out_metrics": held_out_metrics(fitted.evaluation),
             }
         )
         registered = run.register_with_evidence(

@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 
 
 @pytest.fixture(scope="session")
-def client(imported) -> Iterator[TestClient]:
+def client(served) -> Iterator[TestClient]:
     from serving.service import LNRiskService
 
     with TestClient(LNRiskService.to_asgi()) as c:

@@ -31,7 +31,8 @@ def serve(env: dict[str, str] | None = None):  # -> context manager of the URL
 
 @pytest.fixture(scope="module")
 def server(imported) -> Iterator[str]:
-    with serve() as url:
+    """A real server of the champion the import step copied from MLflow."""
+    with serve({"LNRISK_MODEL": str(imported.tag)}) as url:
         yield url
 
 
@@ -64,6 +65,14 @@ def test_malformed_request_gets_4xx_naming_the_field(server: str) -> None:
     )
     assert 400 <= resp.status_code < 500
     assert "c4_g_l" in resp.text
+
+
+def test_model_info_carries_the_mlflow_provenance(server: str, imported) -> None:
+    body = httpx.post(f"{server}/model_info", json={}, timeout=30).json()
+    assert body["model_version"] == imported.mlflow_version
+    assert body["mlflow_run_id"] == imported.run_id
+    assert body["data_digest"] == imported.data_digest
+    assert body["alias"] == "champion"
 
 
 def test_health_and_metrics_endpoints(server: str) -> None:
@@ -205,7 +214,11 @@ def test_a_restart_keeps_the_audit_log_whole(imported, tmp_path) -> None:
     import json
 
     log = tmp_path / "audit.jsonl"
-    env = {"LNRISK_AUDIT_LOG": str(log), "LNRISK_AUDIT_SALT": "test-salt"}
+    env = {
+        "LNRISK_AUDIT_LOG": str(log),
+        "LNRISK_AUDIT_SALT": "test-salt",
+        "LNRISK_MODEL": str(imported.tag),
+    }
     patient = {
         "patient": {"patient_id": "MRN-000123", "sex": "female", "age_years": 33}
     }
@@ -225,7 +238,11 @@ def test_a_restart_keeps_the_audit_log_whole(imported, tmp_path) -> None:
 def test_startup_names_what_is_missing(tmp_path) -> None:
     """No criteria file, or no model in the store: the error says which and how."""
     probe = "from serving.service import LNRiskService; LNRiskService()"
-    base = {**os.environ, "BENTOML_HOME": str(tmp_path / "empty-store")}
+    base = {
+        **os.environ,
+        "BENTOML_HOME": str(tmp_path / "empty-store"),
+        "LNRISK_MODEL": "",  # the default, ln-risk:latest
+    }
     no_model = subprocess.run(
         [sys.executable, "-c", probe], cwd=PROJECT, env=base,
         capture_output=True, text=True, timeout=120,
@@ -265,6 +282,7 @@ def test_bento_builds_exports_and_imports_with_the_model(imported, tmp_path) -> 
 
     def bentoml_cli(*args: str, home: Path | None = None) -> str:
         env = {**os.environ, **({"BENTOML_HOME": str(home)} if home else {})}
+        env.pop("LNRISK_MODEL", None)  # build what a site gets: ln-risk:latest
         done = subprocess.run(
             [sys.executable, "-m", "bentoml", *args], cwd=PROJECT, env=env,
             capture_output=True, text=True, timeout=180,

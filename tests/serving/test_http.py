@@ -11,8 +11,6 @@ from starlette.testclient import TestClient
 from data_schema import PatientRecord, model_features, records_to_features
 from riskmodel import LNRiskModel
 
-pytestmark = pytest.mark.slow
-
 PATIENT = {
     "patient_id": "P-17",
     "sex": "male",
@@ -38,7 +36,7 @@ def test_ready_and_docs(client: TestClient) -> None:
     assert "Unit: g/L" in text and "Valid range 0.05–4" in text
 
 
-def test_predict_risk_one_and_many(client: TestClient, imported) -> None:
+def test_predict_risk_one_and_many(client: TestClient, served) -> None:
     import bentoml
 
     resp = client.post("/predict_risk", json={"patients": [PATIENT, {"sex": "female"}]})
@@ -46,7 +44,7 @@ def test_predict_risk_one_and_many(client: TestClient, imported) -> None:
     body = resp.json()
     assert [b["patient_id"] for b in body] == ["P-17", None]
     model = LNRiskModel.load(
-        Path(bentoml.models.get(imported.tag).path), expected_features=model_features()
+        Path(bentoml.models.get(served.tag).path), expected_features=model_features()
     )
     expected = model.predict_proba(
         records_to_features([PatientRecord(**PATIENT), PatientRecord(sex="female")])
@@ -62,7 +60,7 @@ def test_predict_risk_one_and_many(client: TestClient, imported) -> None:
         assert b["risk_band_low"] <= b["risk_band_high"]
         assert b["needs_review"] == (b["risk_band_low"] <= 0.5 < b["risk_band_high"])
         assert b["model_name"] == "ln-risk"
-        assert b["model_version"] == imported.mlflow_version
+        assert b["model_version"] == served.mlflow_version
 
 
 @pytest.mark.parametrize(

@@ -15,17 +15,15 @@ from riskmodel import LNRiskModel
 from serving.schemas import BatchScreening, ScreeningDecision
 from synthetic.generator import generate_cohort
 
-pytestmark = pytest.mark.slow
-
 DAY = date(2026, 12, 1)
 
 
 @pytest.fixture(scope="module")
-def served_model(imported) -> LNRiskModel:
+def served_model(served) -> LNRiskModel:
     import bentoml
 
     return LNRiskModel.load(
-        Path(bentoml.models.get(imported.tag).path), expected_features=model_features()
+        Path(bentoml.models.get(served.tag).path), expected_features=model_features()
     )
 
 

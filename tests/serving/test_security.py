@@ -13,8 +13,6 @@ from starlette.testclient import TestClient
 
 from serving.security import AuditLog
 
-pytestmark = pytest.mark.slow
-
 PATIENT = {
     "patient_id": "SECRET-ID-42",
     "sex": "female",
@@ -88,7 +86,7 @@ def test_rejected_input_is_logged_without_its_values(secured, caplog) -> None:
     assert "patients.0.c3_g_l" in caplog.text  # the field is still named
 
 
-def test_explain_contributions_add_up_to_the_margin(secured, imported) -> None:
+def test_explain_contributions_add_up_to_the_margin(secured, served) -> None:
     import bentoml
 
     from data_schema import PatientRecord, model_features, records_to_features
@@ -97,7 +95,7 @@ def test_explain_contributions_add_up_to_the_margin(secured, imported) -> None:
     resp = secured.post("/explain", json={"patient": PATIENT, "top": 41}, headers=AUTH)
     assert resp.status_code == 200, resp.text
     body = resp.json()
-    model = LNRiskModel.load(bentoml.models.get(imported.tag).path)
+    model = LNRiskModel.load(bentoml.models.get(served.tag).path)
     X = records_to_features([PatientRecord(**PATIENT)])
     total = body["baseline_log_odds"] + sum(
         c["log_odds"] for c in body["contributions"]
@@ -111,11 +109,11 @@ def test_explain_contributions_add_up_to_the_margin(secured, imported) -> None:
     assert first_abs == sorted(first_abs, reverse=True)
 
 
-def test_model_info_names_the_served_version(secured, imported) -> None:
+def test_model_info_names_the_served_version(secured, served) -> None:
     body = secured.post("/model_info", json={}, headers=AUTH).json()
-    assert body["model_version"] == imported.mlflow_version
-    assert body["mlflow_run_id"] == imported.run_id
-    assert body["data_digest"] == imported.data_digest
+    assert body["model_version"] == served.mlflow_version
+    assert body["mlflow_run_id"] == served.run_id
+    assert body["data_digest"] == served.data_digest
     assert "auroc" in body["headline_metrics"]
     assert "not a diagnostic device" in body["disclaimer"].lower()
 

@@ -59,6 +59,17 @@ METRIC_KEYS: tuple[str, ...] = (
 )
 """Keys of :func:`classification_report`, in order; the same in every run."""
 
+MODEL_CARD_METRICS: tuple[str, ...] = (
+    "auroc",
+    "auroc_ci_low",
+    "auroc_ci_high",
+    "cal_slope",
+    "ici",
+    "brier",
+)
+"""Held-out metrics a saved model carries in its own metadata (``held_out_metrics``),
+shown by the service's ``model_info``."""
+
 _NEWTON_MAX_ITER = 100
 _NEWTON_TOL = 1e-10
 _LOWESS_GRID = 200

@@ -23,7 +23,7 @@ from training.data import load_outcome_cohort, read_cohort, split_by_patient
 from training.evaluation.evaluate import evaluate_model
 from training.evaluation.metrics import calibration_in_the_large, calibration_slope
 from training.fit import fit_calibration
-from training.pipeline import model_card_context
+from training.pipeline import held_out_metrics, model_card_context
 from training.registry import tracking
 
 RecalibrationMethod = Literal["intercept", "logistic", "isotonic"]
@@ -181,6 +181,7 @@ def recalibrate_registered(
         run.metrics(after.metrics)
         run.metrics(before.metrics, prefix="before_")
         new.metadata["run_id"] = run.run_id
+        new.metadata["held_out_metrics"] = held_out_metrics(after)
         registered = run.register_with_evidence(
             new,
             after,
