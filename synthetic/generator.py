@@ -1,6 +1,6 @@
 """Synthetic SLE screening cohort with a known 2-year lupus nephritis (LN) risk.
 
-The data-generating process (DGP) follows ``/work/shared/research/clinical.md`` §8
+The data-generating process (DGP) follows §8 of the research notes (clinical.md)
 (targets §8.1, population and exclusions §8.2, features §8.3, outcome §8.4, realism
 extras §8.6), with the reference ranges and Cockcroft–Gault formula of §6 and the trial
 exclusions of §0 / the NCT05585671 registry text. Every number in §8 is itself an
@@ -378,7 +378,7 @@ def linear_predictor(
     return lp
 
 
-# --- small helpers --------------------------------------------------------------------
+# --- draws used by every stage --------------------------------------------------------
 def _truncnorm(
     rng: np.random.Generator, mean: ArrayLike, sd: float, lo: float, hi: float, n: int
 ) -> FloatArray:
