@@ -148,6 +148,9 @@ IGG_ULN_G_L = 16.0
 IGA_ULN_G_L = 4.0
 LEUKOCYTES_ULN_10E9_L = 10.0
 
+#: The screening date of a cohort unless another is given.
+REFERENCE_DATE = date(2026, 12, 1)
+
 #: Size and seed of the fixed base-population sample on which beta0 is solved.
 SOLVER_SAMPLE_SIZE = 200_000
 SOLVER_SEED = 20_260_101
@@ -1129,7 +1132,7 @@ def generate_cohort(
     seed: int = 0,
     incidence: float = 0.10,
     shift: str | PopulationShift = "none",
-    reference_date: date = date(2026, 12, 1),
+    reference_date: date = REFERENCE_DATE,
     measurement_noise: bool = True,
     small_terms: bool = False,
 ) -> pd.DataFrame:
@@ -1153,7 +1156,8 @@ def generate_cohort(
         ``dgp_latent_activity`` (Z), ``dgp_linear_predictor`` (logit of the true risk),
         ``dgp_excluded`` (bool), ``dgp_exclusion_reasons`` and
         ``dgp_inclusion_failures`` (semicolon-separated, "" if none). ``df.attrs``
-        holds the seed, shift name, beta0 and incidence.
+        holds the seed, shift name, beta0, incidence, small-terms switch and
+        reference date (ISO).
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
@@ -1213,6 +1217,7 @@ def generate_cohort(
             "dgp_beta0": beta0,
             "dgp_incidence_base": float(incidence),
             "dgp_small_terms": bool(small_terms),
+            "dgp_reference_date": str(ref),
         }
     )
     return df
