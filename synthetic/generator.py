@@ -21,9 +21,10 @@ How a cohort is made (:func:`generate_cohort`)
    :class:`PopulationShift` shares one truth model.
 4. *Recording* (fourth and fifth streams): measurement noise and the anti-dsDNA
    assay scale act on the recorded values only; then values go missing (§8.6).
-5. *Labels*: ``dgp_excluded`` / ``dgp_exclusion_reasons`` — the generator's own reading
-   of the trial exclusions on the *recorded* values (a missing value never produces a
-   reason). A testing aid only; the eligibility engine is the authority.
+5. The trial's criteria are *not* applied: a cohort holds ineligible patients too
+   (§8.2). Who meets which exclusion is read from the criteria file by
+   :func:`synthetic.checks.exclusions_met` (``eligibility.screen_frame``), the same
+   reading that screens patients.
 
 Separate streams (``Generator.spawn``) make the truth, the outcome and
 ``true_risk_2y`` identical whether or not ``measurement_noise`` is on.
@@ -102,14 +103,6 @@ Assumptions [A] beyond §8
   visit).
 * Outcome centring: continuous terms are centred as in §8.4; binary terms are not
   (centre 0); optional ESR term centred at 20 mm/h, urine RBC term at 1 cell/hpf.
-* Exclusion reading (``dgp_exclusion_reasons``): B-cell therapy *ever* (the exclusion
-  list's "previous treatment with any B-lymphocyte-targeted drug"; the wash-out rule of
-  the concomitant-medication list is weaker), IV cyclophosphamide within 182 days,
-  IVIG or prednisone > 100 mg/d within 91 days, infection hospitalisation or parenteral
-  anti-infective within 60 days, substance abuse current or within 365 days,
-  investigational biologic within 365 days, non-biologic within max(30 d, 5
-  half-lives), live vaccine within 30 days. Inclusion failures (SOC stable < 30 days,
-  prednisone > 40 mg/d) are listed separately in ``dgp_inclusion_failures``.
 * Not implemented: the time-to-event variant of §8.5 (Weibull hazards, censoring);
   the outcome is the binary 24-month event of §8.4.
 """
@@ -154,39 +147,6 @@ REFERENCE_DATE = date(2026, 12, 1)
 #: Size and seed of the fixed base-population sample on which beta0 is solved.
 SOLVER_SAMPLE_SIZE = 200_000
 SOLVER_SEED = 20_260_101
-
-#: Every reason :func:`generate_cohort` can write to ``dgp_exclusion_reasons``.
-EXCLUSION_REASONS: tuple[str, ...] = (
-    "kidney_biopsy",
-    "urine_rbc",
-    "urine_wbc",
-    "urine_casts",
-    "urine_protein",
-    "severe_neuropsychiatric_lupus",
-    "severe_cardiac_lupus",
-    "pregnant_or_lactating",
-    "b_cell_therapy",
-    "iv_cyclophosphamide_6m",
-    "ivig_3m",
-    "prednisone_over_100mg_3m",
-    "alt_ast_over_2x_uln",
-    "crcl_below_60",
-    "primary_immunodeficiency",
-    "igg_below_4",
-    "iga_below_0.1",
-    "chronic_infection_therapy",
-    "infection_hospitalisation_60d",
-    "parenteral_antiinfective_60d",
-    "hepatitis_b",
-    "anaphylaxis",
-    "hiv",
-    "substance_abuse",
-    "investigational_biologic_365d",
-    "investigational_nonbiologic_washout",
-    "live_vaccine_30d",
-)
-#: Inclusion criteria the generator can fail (written to ``dgp_inclusion_failures``).
-INCLUSION_FAILURES: tuple[str, ...] = ("soc_unstable_30d", "prednisone_over_40mg")
 
 #: Pre-selection shift of the latent activity mean that offsets the enrichment caused
 #: by requiring >= 4 ACR items (measured: kept patients' mean Z rises by ~0.17).
@@ -1024,90 +984,6 @@ def _record(
     return rec
 
 
-# --- exclusion labels -----------------------------------------------------------------
-def _label_exclusions(
-    df: pd.DataFrame, ref: pd.Timestamp
-) -> tuple[BoolArray, NDArray[np.object_], NDArray[np.object_]]:
-    """The generator's reading of the trial exclusions on the recorded values."""
-
-    def flag(name: str) -> BoolArray:
-        return df[name].fillna(False).to_numpy(dtype=bool)
-
-    def num(name: str) -> FloatArray:
-        return df[name].astype("float64").to_numpy(na_value=np.nan)
-
-    def within(stem: str, days: ArrayLike) -> BoolArray:
-        last = df[f"{stem}_last_date"]
-        ago = (ref - last).dt.days.to_numpy(dtype=np.float64, na_value=np.nan)
-        return flag(f"{stem}_ever") & (ago <= np.asarray(days))
-
-    female = (df["sex"] == "female").to_numpy(dtype=bool)
-    crcl = (
-        (140.0 - num("age_years"))
-        * num("weight_kg")
-        / (0.81 * num("creatinine_umol_l"))
-        * np.where(female, 0.85, 1.0)
-    )
-    nonbio_window = np.maximum(
-        30.0, 5.0 * num("investigational_nonbiologic_half_life_days")
-    )
-    reasons: dict[str, BoolArray] = {
-        "kidney_biopsy": flag("kidney_biopsy_confirmed"),
-        "urine_rbc": (num("urine_rbc_per_hpf") > 5)
-        & ~flag("urine_rbc_with_menses_or_infection"),
-        "urine_wbc": (num("urine_wbc_per_hpf") > 5) & ~flag("urine_wbc_with_infection"),
-        "urine_casts": flag("urine_cellular_casts"),
-        "urine_protein": num("urine_protein_g_24h") > 0.5,
-        "severe_neuropsychiatric_lupus": flag("neuropsychiatric_lupus_active"),
-        "severe_cardiac_lupus": flag("cardiac_lupus_active"),
-        "pregnant_or_lactating": flag("pregnant") | flag("lactating"),
-        "b_cell_therapy": flag("b_cell_therapy_ever"),
-        "iv_cyclophosphamide_6m": within("iv_cyclophosphamide", 182),
-        "ivig_3m": within("ivig", 91),
-        "prednisone_over_100mg_3m": within("prednisone_over_100mg", 91),
-        "alt_ast_over_2x_uln": (num("alt_u_l") > 2 * num("alt_uln_u_l"))
-        | (num("ast_u_l") > 2 * num("ast_uln_u_l")),
-        "crcl_below_60": crcl < 60.0,
-        "primary_immunodeficiency": flag("primary_immunodeficiency"),
-        "igg_below_4": num("igg_g_l") < 4.0,
-        "iga_below_0.1": num("iga_g_l") < 0.1,
-        "chronic_infection_therapy": flag("chronic_infection_suppressive_therapy"),
-        "infection_hospitalisation_60d": within("infection_hospitalisation", 60),
-        "parenteral_antiinfective_60d": within("parenteral_antiinfective", 60),
-        "hepatitis_b": flag("hbsag_positive") | flag("hbcab_positive"),
-        "anaphylaxis": flag("anaphylaxis_history"),
-        "hiv": flag("hiv_positive"),
-        "substance_abuse": flag("substance_abuse_current")
-        | within("substance_abuse", 365),
-        "investigational_biologic_365d": within("investigational_biologic", 365),
-        "investigational_nonbiologic_washout": within(
-            "investigational_nonbiologic", nonbio_window
-        ),
-        "live_vaccine_30d": within("live_vaccine", 30),
-    }
-    stable_days = (ref - df["soc_regimen_stable_since"]).dt.days.to_numpy(
-        dtype=np.float64, na_value=np.nan
-    )
-    failures = {
-        "soc_unstable_30d": stable_days < 30,
-        "prednisone_over_40mg": num("prednisone_mg_day") > 40.0,
-    }
-    return (
-        np.any(list(reasons.values()), axis=0),
-        _join(reasons, len(df)),
-        _join(failures, len(df)),
-    )
-
-
-def _join(masks: Mapping[str, BoolArray], n: int) -> NDArray[np.object_]:
-    """Semicolon-join the names of the masks that are true in each row ("" if none)."""
-    out = np.full(n, "", dtype=object)
-    for name, mask in masks.items():
-        hit = np.asarray(mask, dtype=bool)
-        out[hit] = np.where(out[hit] == "", name, out[hit] + ";" + name)
-    return out
-
-
 # --- assembly -------------------------------------------------------------------------
 
 
@@ -1153,11 +1029,10 @@ def generate_cohort(
     Returns:
         One row per patient: every ``PatientRecord`` field (schema dtypes), then
         ``ln_within_2y`` (Int64 0/1), ``true_risk_2y`` (float, 0–1) and annotations
-        ``dgp_latent_activity`` (Z), ``dgp_linear_predictor`` (logit of the true risk),
-        ``dgp_excluded`` (bool), ``dgp_exclusion_reasons`` and
-        ``dgp_inclusion_failures`` (semicolon-separated, "" if none). ``df.attrs``
-        holds the seed, shift name, beta0, incidence, small-terms switch and
-        reference date (ISO).
+        ``dgp_latent_activity`` (Z) and ``dgp_linear_predictor`` (logit of the true
+        risk). ``df.attrs`` holds the seed, shift name, beta0, incidence, small-terms
+        switch and reference date (ISO). No trial criterion is applied (see
+        :func:`synthetic.checks.exclusions_met`).
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
@@ -1204,12 +1079,8 @@ def generate_cohort(
     df = pd.DataFrame(columns)
     df[OUTCOME_COLUMN] = pd.array(outcome.astype(np.int64), dtype="Int64")
     df[TRUE_RISK_COLUMN] = risk
-    excluded, reasons, failures = _label_exclusions(df, pd.Timestamp(reference_date))
     df[f"{SYNTHETIC_PREFIX}latent_activity"] = truth["z"]
     df[f"{SYNTHETIC_PREFIX}linear_predictor"] = lp
-    df[f"{SYNTHETIC_PREFIX}excluded"] = excluded
-    df[f"{SYNTHETIC_PREFIX}exclusion_reasons"] = pd.array(reasons, dtype="string")
-    df[f"{SYNTHETIC_PREFIX}inclusion_failures"] = pd.array(failures, dtype="string")
     df.attrs.update(
         {
             "dgp_seed": seed,
