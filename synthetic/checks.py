@@ -392,6 +392,15 @@ class _TargetEntry(BaseModel):
         return self
 
 
+def _band(entry: _TargetEntry, incidence: float) -> tuple[float, float, float]:
+    """(target, low, high) of an entry once the cohort's incidence is known."""
+    value = incidence if entry.target == INCIDENCE else float(entry.target)
+    if entry.tolerance is not None:
+        return value, value - entry.tolerance, value + entry.tolerance
+    low, high = entry.range
+    return value, low, high
+
+
 def parse_targets(
     document: Any, incidence: float = 0.10, source: str = "<targets>"
 ) -> tuple[Target, ...]:
@@ -432,14 +441,7 @@ def parse_targets(
             args = MEASUREMENTS[entry.measure].bind(entry.args)
         except ValueError as exc:
             raise TargetsError(f"{where}: {exc}") from None
-        if entry.target == INCIDENCE:
-            value = incidence
-            low, high = incidence - entry.tolerance, incidence + entry.tolerance
-        elif entry.tolerance is not None:
-            value = float(entry.target)
-            low, high = value - entry.tolerance, value + entry.tolerance
-        else:
-            value, (low, high) = float(entry.target), entry.range
+        value, low, high = _band(entry, incidence)
         targets.append(
             Target(
                 entry.id,

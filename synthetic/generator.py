@@ -958,6 +958,14 @@ def _record(
         if spec.kind in ("float", "int") and spec.ge is not None:
             rec[name] = np.clip(values.astype(np.float64), spec.ge, spec.le)
 
+    return _make_missing(rec, missing_rng)
+
+
+def _make_missing(
+    rec: dict[str, np.ndarray], missing_rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Values go missing (§8.6): None for flags, NaT for dates, NaN otherwise."""
+    n = len(rec["sex"])
     missing: dict[str, BoolArray] = {}
     for fields, p in _MISSING_GROUPS:
         gone = missing_rng.random(n) < p
@@ -1001,6 +1009,44 @@ def _resolve_shift(shift: str | PopulationShift) -> PopulationShift:
             f"unknown shift {shift!r}; choose one of {sorted(SHIFTS)} or pass a "
             "PopulationShift"
         ) from None
+
+
+def _birth_dates(
+    age_years: FloatArray, ref: np.datetime64
+) -> tuple[np.ndarray, FloatArray]:
+    """Dates of birth and the ages (y) at ``ref`` they imply, so the two agree."""
+    # The day count is kept inside 18-75 y so rounding cannot make a 17.999-year-old.
+    age_days = np.clip(
+        np.round(age_years * DAYS_PER_YEAR),
+        np.ceil(18.0 * DAYS_PER_YEAR),
+        np.floor(75.0 * DAYS_PER_YEAR),
+    )
+    dob = ref - age_days.astype("int64").astype("timedelta64[D]")
+    return dob, (ref - dob).astype(np.float64) / DAYS_PER_YEAR
+
+
+def _patient_ids(seed: int, n: int) -> NDArray[np.object_]:
+    """``SYN-{seed}-000001`` …, zero-padded to at least six digits."""
+    width = max(6, len(str(n)))
+    return np.array(
+        [f"SYN-{seed}-{i:0{width}d}" for i in range(1, n + 1)], dtype=object
+    )
+
+
+def _record_table(rec: Mapping[str, np.ndarray], n: int) -> pd.DataFrame:
+    """Every ``PatientRecord`` field as a column of its schema dtype."""
+    columns: dict[str, pd.Series] = {}
+    for name, spec in field_specs().items():
+        dtype = PANDAS_DTYPES[spec.kind]
+        if name in _SETTLED_AT_VISIT:
+            columns[name] = pd.Series(pd.NA, index=range(n), dtype=dtype)
+        elif spec.kind == "int":
+            # Through nullable floats so that NaN becomes <NA>, not an error.
+            counts = np.round(rec[name].astype(np.float64))
+            columns[name] = pd.Series(counts).astype("Float64").astype(dtype)
+        else:
+            columns[name] = pd.Series(rec[name]).astype(dtype)
+    return pd.DataFrame(columns)
 
 
 def generate_cohort(
@@ -1050,33 +1096,9 @@ def generate_cohort(
     outcome = outcome_rng.random(n) < risk
     rec = _record(truth, facts, noise_rng, missing_rng, pop, measurement_noise)
 
-    # Date of birth first, then the age implied by it, so the two always agree; the
-    # day count is kept inside 18-75 y so rounding cannot make a 17.999-year-old.
-    age_days = np.clip(
-        np.round(truth["age_years"] * DAYS_PER_YEAR),
-        np.ceil(18.0 * DAYS_PER_YEAR),
-        np.floor(75.0 * DAYS_PER_YEAR),
-    )
-    dob = ref - age_days.astype("int64").astype("timedelta64[D]")
-    rec["date_of_birth"] = dob
-    rec["age_years"] = (ref - dob).astype(np.float64) / DAYS_PER_YEAR
-    width = max(6, len(str(n)))
-    rec["patient_id"] = np.array(
-        [f"SYN-{seed}-{i:0{width}d}" for i in range(1, n + 1)], dtype=object
-    )
-
-    columns: dict[str, pd.Series] = {}
-    for name, spec in field_specs().items():
-        dtype = PANDAS_DTYPES[spec.kind]
-        if name in _SETTLED_AT_VISIT:
-            columns[name] = pd.Series(pd.NA, index=range(n), dtype=dtype)
-        elif spec.kind == "int":
-            # Through nullable floats so that NaN becomes <NA>, not an error.
-            counts = np.round(rec[name].astype(np.float64))
-            columns[name] = pd.Series(counts).astype("Float64").astype(dtype)
-        else:
-            columns[name] = pd.Series(rec[name]).astype(dtype)
-    df = pd.DataFrame(columns)
+    rec["date_of_birth"], rec["age_years"] = _birth_dates(truth["age_years"], ref)
+    rec["patient_id"] = _patient_ids(seed, n)
+    df = _record_table(rec, n)
     df[OUTCOME_COLUMN] = pd.array(outcome.astype(np.int64), dtype="Int64")
     df[TRUE_RISK_COLUMN] = risk
     df[f"{SYNTHETIC_PREFIX}latent_activity"] = truth["z"]
