@@ -130,16 +130,15 @@ def _column_arg(value: Any) -> str:
     return value
 
 
-def _op_arg(value: Any) -> str:
-    if value not in _OPS:
-        raise ValueError(f"{value!r} is not one of {sorted(_OPS)}")
-    return value
+def _one_of(choices: Mapping[str, Any]) -> Callable[[Any], str]:
+    """A check that a value is one of the names of ``choices``."""
 
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"{value!r} is not one of {sorted(choices)}")
+        return value
 
-def _transform_arg(value: Any) -> str:
-    if value not in _TRANSFORMS:
-        raise ValueError(f"{value!r} is not one of {sorted(_TRANSFORMS)}")
-    return value
+    return check
 
 
 def _number_arg(value: Any) -> float:
@@ -264,7 +263,7 @@ def _share_category(cohort: _Cohort, column: str, category: str) -> float:
     return float((_recorded(cohort, column) == category).mean())
 
 
-@_measurement("share_cut", column=_column_arg, op=_op_arg, cut=_number_arg)
+@_measurement("share_cut", column=_column_arg, op=_one_of(_OPS), cut=_number_arg)
 def _share_cut(cohort: _Cohort, column: str, op: str, cut: float) -> float:
     """Share of the recorded values with ``value op cut``."""
     return float(_OPS[op](_recorded(cohort, column).astype(float), cut).mean())
@@ -280,8 +279,8 @@ def _share_recorded(cohort: _Cohort, column: str) -> float:
     "correlation",
     x=_column_arg,
     y=_column_arg,
-    x_transform=_transform_arg,
-    y_transform=_transform_arg,
+    x_transform=_one_of(_TRANSFORMS),
+    y_transform=_one_of(_TRANSFORMS),
 )
 def _correlation(
     cohort: _Cohort,
@@ -301,7 +300,7 @@ def _correlation(
     return float(pair["x"].corr(pair["y"]))
 
 
-@_measurement("mean_risk_where", column=_column_arg, op=_op_arg, cut=_number_arg)
+@_measurement("mean_risk_where", column=_column_arg, op=_one_of(_OPS), cut=_number_arg)
 def _mean_risk_where(cohort: _Cohort, column: str, op: str, cut: float) -> float:
     """Mean true 2-year risk of the patients with ``column op cut`` recorded."""
     df = cohort.table

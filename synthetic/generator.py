@@ -353,6 +353,20 @@ def _truncnorm(
     return np.clip(mean + sd * special.ndtri(u), lo, hi)
 
 
+def _lognormal(
+    rng: np.random.Generator,
+    median: float,
+    sigma_log: float,
+    n: int,
+    log_shift: ArrayLike = 0.0,
+) -> FloatArray:
+    """Lognormal draws ``exp(ln median + log_shift + N(0, sigma_log))``.
+
+    ``log_shift`` moves the median on the log scale (e.g. a Z effect).
+    """
+    return np.exp(np.log(median) + log_shift + rng.normal(0.0, sigma_log, n))
+
+
 def _hcq_intercept(share: float, latent_mean: float) -> float:
     """Intercept a with E[expit(a - 0.3 Z)] = share for Z ~ N(latent_mean, 1)."""
     nodes, weights = np.polynomial.hermite_e.hermegauss(40)
@@ -420,9 +434,7 @@ def _draw_serology(
     )
     s["anti_dsdna_iu_ml"] = np.clip(10.0**log_dsdna, 1.0, 100_000.0)
     s["c3_g_l"] = np.clip(0.88 - 0.14 * z + rng.normal(0.0, 0.20, m), 0.2, 1.9)
-    s["c4_g_l"] = np.clip(
-        np.exp(np.log(0.14) - 0.30 * z + rng.normal(0.0, 0.40, m)), 0.01, 0.6
-    )
+    s["c4_g_l"] = np.clip(_lognormal(rng, 0.14, 0.40, m, -0.30 * z), 0.01, 0.6)
     s["anti_c1q_positive"] = _bern(rng, expit(-0.6 + 0.9 * z), m)
     s["anti_sm_positive"] = _bern(rng, expit(-1.7 + 0.5 * z), m)
     s["anti_nucleosome_positive"] = _bern(rng, expit(-0.3 + 0.9 * z), m)
@@ -441,11 +453,9 @@ def _draw_blood_and_chemistry(
     """Blood count (10⁹/L, g/L), albumin (g/L), ESR (mm/h) and CRP (mg/L)."""
     z, m = t["z"], len(t["z"])
     b: dict[str, np.ndarray] = {}
-    lymph = np.clip(
-        np.exp(np.log(1.15) - 0.15 * z + rng.normal(0.0, 0.4, m)), 0.05, 8.0
-    )
+    lymph = np.clip(_lognormal(rng, 1.15, 0.4, m, -0.15 * z), 0.05, 8.0)
     b["lymphocytes_10e9_l"] = lymph
-    nonlymph = np.exp(np.log(4.2) - 0.05 * z + rng.normal(0.0, 0.42, m))
+    nonlymph = _lognormal(rng, 4.2, 0.42, m, -0.05 * z)
     b["leukocytes_10e9_l"] = np.clip(lymph + nonlymph, 0.5, 40.0)
     b["hemoglobin_g_l"] = np.clip(
         rng.normal(125.0 - 3.0 * z + 12.0 * t["male"], 18.0), 55.0, 190.0
@@ -453,13 +463,11 @@ def _draw_blood_and_chemistry(
     # A Z-driven thrombocytopenic group lifts the share < 100 x 10⁹/L to ~15 %.
     low_plt = _bern(rng, expit(-2.3 + 0.6 * z), m)
     plt_normal = rng.normal(210.0, 65.0, m)
-    plt_low = np.exp(np.log(70.0) + rng.normal(0.0, 0.35, m))
+    plt_low = _lognormal(rng, 70.0, 0.35, m)
     b["platelets_10e9_l"] = np.clip(np.where(low_plt, plt_low, plt_normal), 5.0, 900.0)
     b["albumin_g_l"] = np.clip(rng.normal(41.0 - 1.5 * z, 3.5), 20.0, 55.0)
-    b["esr_mm_h"] = np.clip(
-        np.exp(np.log(20.0) + 0.2 * z + rng.normal(0.0, 0.65, m)), 1.0, 150.0
-    )
-    b["crp_mg_l"] = np.clip(np.exp(np.log(2.0) + rng.normal(0.0, 1.1, m)), 0.1, 200.0)
+    b["esr_mm_h"] = np.clip(_lognormal(rng, 20.0, 0.65, m, 0.2 * z), 1.0, 150.0)
+    b["crp_mg_l"] = np.clip(_lognormal(rng, 2.0, 1.1, m), 0.1, 200.0)
     return b
 
 
@@ -468,7 +476,7 @@ def _draw_urine_and_kidney(
 ) -> dict[str, np.ndarray]:
     """Subclinical urine findings (§8.3) plus prior kidney involvement (§8.2, 8 %)."""
     z, m = t["z"], len(t["z"])
-    protein = np.exp(np.log(0.10) + 0.25 * z + rng.normal(0.0, 0.6, m))
+    protein = _lognormal(rng, 0.10, 0.6, m, 0.25 * z)
     rbc = rng.poisson(1.0 + 0.5 * (z > 1.0))
     wbc = rng.poisson(1.0 + 0.5 * (z > 1.0))
     # One finding per patient with prior kidney involvement: protein, RBC, WBC,
@@ -533,7 +541,7 @@ def _draw_treatment(
     a_hcq = _hcq_intercept(shift.hcq_use, shift.latent_activity_mean)
     hcq = _bern(rng, expit(a_hcq - 0.3 * z), m)
     on_pred = _bern(rng, expit(0.9 + 0.6 * z), m)
-    dose = np.exp(np.log(10.0) + 0.3 * z + rng.normal(0.0, 0.5, m))
+    dose = _lognormal(rng, 10.0, 0.5, m, 0.3 * z)
     dose = np.clip(np.round(dose / 2.5) * 2.5, 2.5, 40.0)
     high = _bern(rng, 0.01, m)
     dose = np.where(high, 5.0 * rng.integers(9, 13, m), dose)
@@ -674,7 +682,7 @@ def _draw_immunoglobulins(
     n = len(t["z"])
     igg = _truncnorm(rng, 13.4 + 1.5 * t["z"], 4.5, 4.5, 45.0, n)
     igg = np.where(_bern(rng, 0.01, n), rng.uniform(1.5, 4.0, n), igg)
-    iga = np.clip(np.exp(np.log(2.3) + rng.normal(0.0, 0.35, n)), 0.2, 10.0)
+    iga = np.clip(_lognormal(rng, 2.3, 0.35, n), 0.2, 10.0)
     iga = np.where(_bern(rng, 0.003, n), rng.uniform(0.01, 0.09, n), iga)
     return {"igg_g_l": igg, "iga_g_l": iga}
 
