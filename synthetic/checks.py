@@ -98,18 +98,26 @@ def exclusions_met(
 
 
 @dataclass
-class _Cohort:
-    """A cohort table and the criteria verdicts, screened once for all targets."""
+class CohortView:
+    """What a measurement sees: a cohort table, and its exclusions read once.
+
+    Attributes:
+        table: a cohort table (``PatientRecord`` columns, outcome, true risk).
+        screening_date: day 0 of the criteria (see :func:`exclusions_met`).
+    """
 
     table: pd.DataFrame
     screening_date: date | None = None
 
     @cached_property
     def exclusions(self) -> pd.DataFrame:
+        """:func:`exclusions_met` of the table, computed on first use."""
         return exclusions_met(self.table, self.screening_date)
 
 
 # --- named measurements ---------------------------------------------------------------
+# Cuts a target may put on a recorded value. The criteria's rule language is
+# eligibility's own; targets need only these four comparisons.
 _OPS: dict[str, Callable[[Any, Any], Any]] = {
     "<": operator.lt,
     "<=": operator.le,
@@ -229,48 +237,48 @@ def _measurement(
     return register
 
 
-def _recorded(cohort: _Cohort, column: str) -> pd.Series:
+def _recorded(cohort: CohortView, column: str) -> pd.Series:
     return cohort.table[column].dropna()
 
 
 @_measurement("mean", column=_column_arg)
-def _mean(cohort: _Cohort, column: str) -> float:
+def _mean(cohort: CohortView, column: str) -> float:
     """Mean of the recorded values."""
     return float(cohort.table[column].astype(float).mean())
 
 
 @_measurement("median", column=_column_arg)
-def _median(cohort: _Cohort, column: str) -> float:
+def _median(cohort: CohortView, column: str) -> float:
     """Median of the recorded values."""
     return float(cohort.table[column].astype(float).median())
 
 
 @_measurement("quantile", column=_column_arg, q=_probability_arg)
-def _quantile(cohort: _Cohort, column: str, q: float) -> float:
+def _quantile(cohort: CohortView, column: str, q: float) -> float:
     """Quantile ``q`` (0–1) of the recorded values, linear interpolation."""
     return float(cohort.table[column].astype(float).quantile(q))
 
 
 @_measurement("share_flag", column=_column_arg)
-def _share_flag(cohort: _Cohort, column: str) -> float:
+def _share_flag(cohort: CohortView, column: str) -> float:
     """Share of the recorded values of a yes/no field that are yes."""
     return float((_recorded(cohort, column).astype(float) == 1.0).mean())
 
 
 @_measurement("share_category", column=_column_arg, category=_text_arg)
-def _share_category(cohort: _Cohort, column: str, category: str) -> float:
+def _share_category(cohort: CohortView, column: str, category: str) -> float:
     """Share of the recorded values equal to ``category``."""
     return float((_recorded(cohort, column) == category).mean())
 
 
 @_measurement("share_cut", column=_column_arg, op=_one_of(_OPS), cut=_number_arg)
-def _share_cut(cohort: _Cohort, column: str, op: str, cut: float) -> float:
+def _share_cut(cohort: CohortView, column: str, op: str, cut: float) -> float:
     """Share of the recorded values with ``value op cut``."""
     return float(_OPS[op](_recorded(cohort, column).astype(float), cut).mean())
 
 
 @_measurement("share_recorded", column=_column_arg)
-def _share_recorded(cohort: _Cohort, column: str) -> float:
+def _share_recorded(cohort: CohortView, column: str) -> float:
     """Share of patients with the field recorded."""
     return float(cohort.table[column].notna().mean())
 
@@ -283,7 +291,7 @@ def _share_recorded(cohort: _Cohort, column: str) -> float:
     y_transform=_one_of(_TRANSFORMS),
 )
 def _correlation(
-    cohort: _Cohort,
+    cohort: CohortView,
     x: str,
     y: str,
     x_transform: str = "identity",
@@ -301,7 +309,7 @@ def _correlation(
 
 
 @_measurement("mean_risk_where", column=_column_arg, op=_one_of(_OPS), cut=_number_arg)
-def _mean_risk_where(cohort: _Cohort, column: str, op: str, cut: float) -> float:
+def _mean_risk_where(cohort: CohortView, column: str, op: str, cut: float) -> float:
     """Mean true 2-year risk of the patients with ``column op cut`` recorded."""
     df = cohort.table
     return float(
@@ -310,14 +318,14 @@ def _mean_risk_where(cohort: _Cohort, column: str, op: str, cut: float) -> float
 
 
 @_measurement("true_auroc")
-def _true_auroc(cohort: _Cohort) -> float:
+def _true_auroc(cohort: CohortView) -> float:
     """AUROC of the true 2-year risk for the 2-year outcome."""
     df = cohort.table
     return float(roc_auc_score(df[OUTCOME_COLUMN].astype(int), df[TRUE_RISK_COLUMN]))
 
 
 @_measurement("share_excluded", criteria=_exclusions_arg)
-def _share_excluded(cohort: _Cohort, criteria: Sequence[str]) -> float:
+def _share_excluded(cohort: CohortView, criteria: Sequence[str]) -> float:
     """Share of patients meeting any of these exclusion criteria.
 
     Read by :func:`exclusions_met`: a criterion that cannot be decided is not met.
@@ -352,10 +360,10 @@ class Target:
     measurement: str
     args: Mapping[str, Any]
 
-    def measure(self, cohort: pd.DataFrame | _Cohort) -> float:
+    def measure(self, cohort: pd.DataFrame | CohortView) -> float:
         """The quantity in a cohort table."""
         if isinstance(cohort, pd.DataFrame):
-            cohort = _Cohort(cohort)
+            cohort = CohortView(cohort)
         return MEASUREMENTS[self.measurement].function(cohort, **self.args)
 
 
@@ -502,7 +510,7 @@ def check_cohort(
     """
     if incidence is None:
         incidence = float(df.attrs.get("dgp_incidence_base", 0.10))
-    cohort = _Cohort(df, screening_date)
+    cohort = CohortView(df, screening_date)
     rows = []
     for t in cohort_targets(incidence):
         value = t.measure(cohort)
@@ -544,8 +552,10 @@ def missingness_table(
 
 __all__ = [
     "GROUPS",
+    "INCIDENCE",
     "MEASUREMENTS",
     "TARGETS_PATH",
+    "CohortView",
     "Measurement",
     "Target",
     "TargetsError",
