@@ -6,23 +6,35 @@ marginals of the predictors (§8.3, with the published anchors of §4), correlat
 made by the latent activity factor (§8.3), missingness (§8.6) and the prevalence of
 the trial exclusions (§8.2) — and says whether each lies in its accepted band.
 
-A band is the range §8 gives where it gives one (e.g. 2–4 % above the gate, 40–60 %
-measured); otherwise the §8.3 check-run value widened to cover both that value and
-the published anchor (e.g. anti-C1q: 37 % in the check run, 39 % published). The
-bands hold for the default 20,000-patient cohort; much smaller cohorts add sampling
-noise that no band here allows for.
+The targets are data (``targets.yaml`` beside this module): each names its band, its
+anchor and one measurement of :data:`MEASUREMENTS` with arguments, checked when the
+file is loaded. The exclusion prevalences are read from the trial's criteria file
+through :func:`eligibility.screen_frame`, the same reading that screens patients.
+The bands hold for the default 20,000-patient cohort; much smaller cohorts add
+sampling noise that no band here allows for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import inspect
+import math
+import operator
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
+from functools import cache, cached_property
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sklearn.metrics import roc_auc_score
 
 from data_schema import OUTCOME_COLUMN, TRUE_RISK_COLUMN, field_specs
+from eligibility import TrialCriteria, load_criteria, screen_frame
+from synthetic.generator import REFERENCE_DATE
 
 GROUPS: tuple[str, ...] = (
     "incidence",
@@ -33,437 +45,461 @@ GROUPS: tuple[str, ...] = (
 )
 """Groups of :func:`check_cohort` rows, in order."""
 
-_REASONS = "dgp_exclusion_reasons"
-_KIDNEY_REASONS = ("kidney_biopsy", "urine_rbc", "urine_wbc", "urine_casts")
+TARGETS_PATH = Path(__file__).with_name("targets.yaml")
+"""The literature targets of clinical.md §8."""
+
+#: The incidence a target written as ``target: incidence`` follows.
+INCIDENCE = "incidence"
 
 
+class TargetsError(ValueError):
+    """A targets file is invalid; the message names the target id."""
+
+
+# --- the cohort as the measurements see it --------------------------------------------
+@cache
+def _trial_criteria() -> TrialCriteria:
+    """The registry's criteria file, read once (it ships with the package)."""
+    return load_criteria()
+
+
+def exclusions_met(
+    df: pd.DataFrame,
+    screening_date: date | None = None,
+    criteria: TrialCriteria | None = None,
+) -> pd.DataFrame:
+    """Which patients meet each exclusion criterion of the trial's criteria file.
+
+    Every row is screened with :func:`eligibility.screen_frame` as if above the risk
+    gate, so each criterion is read on the recorded values. A criterion whose datum
+    is missing (``unknown``) or that asks for the investigator (``needs_judgment``)
+    is not met here.
+
+    Args:
+        df: a cohort table (``PatientRecord`` columns).
+        screening_date: day 0 of the criteria's windows and ages; default the
+            cohort's ``reference_date`` (``df.attrs``), else the generator's default.
+        criteria: default the registry's criteria (``eligibility.load_criteria()``).
+
+    Returns:
+        Same index as ``df``; one bool column per exclusion criterion id, in the
+        file's order (True = the patient has the excluding condition).
+    """
+    criteria = _trial_criteria() if criteria is None else criteria
+    if screening_date is None:
+        screening_date = date.fromisoformat(
+            df.attrs.get("dgp_reference_date", REFERENCE_DATE.isoformat())
+        )
+    verdicts = screen_frame(df, np.ones(len(df)), None, screening_date, criteria)
+    ids = [c.id for c in criteria.criteria if c.kind == "exclusion"]
+    met = verdicts[ids] == "met"
+    met.index = df.index
+    return met
+
+
+@dataclass
+class CohortView:
+    """What a measurement sees: a cohort table, and its exclusions read once.
+
+    Attributes:
+        table: a cohort table (``PatientRecord`` columns, outcome, true risk).
+        screening_date: day 0 of the criteria (see :func:`exclusions_met`).
+    """
+
+    table: pd.DataFrame
+    screening_date: date | None = None
+
+    @cached_property
+    def exclusions(self) -> pd.DataFrame:
+        """:func:`exclusions_met` of the table, computed on first use."""
+        return exclusions_met(self.table, self.screening_date)
+
+
+# --- named measurements ---------------------------------------------------------------
+# Cuts a target may put on a recorded value. The criteria's rule language is
+# eligibility's own; targets need only these four comparisons.
+_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+_TRANSFORMS: dict[str, Callable[[pd.Series], pd.Series]] = {
+    "identity": lambda v: v,
+    "log": np.log,
+    "log10": np.log10,
+}
+
+
+def _column_arg(value: Any) -> str:
+    known = {*field_specs(), OUTCOME_COLUMN, TRUE_RISK_COLUMN}
+    if value not in known:
+        raise ValueError(f"{value!r} is not a record field, outcome or true risk")
+    return value
+
+
+def _one_of(choices: Mapping[str, Any]) -> Callable[[Any], str]:
+    """A check that a value is one of the names of ``choices``."""
+
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"{value!r} is not one of {sorted(choices)}")
+        return value
+
+    return check
+
+
+def _number_arg(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{value!r} is not a number")
+    if not math.isfinite(value):
+        raise ValueError(f"{value!r} is not finite")
+    return float(value)
+
+
+def _probability_arg(value: Any) -> float:
+    number = _number_arg(value)
+    if not 0.0 <= number <= 1.0:
+        raise ValueError(f"{value!r} is not in [0, 1]")
+    return number
+
+
+def _text_arg(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{value!r} is not a non-empty string")
+    return value
+
+
+def _exclusions_arg(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple) or not value:
+        raise ValueError(f"{value!r} is not a non-empty list of criterion ids")
+    criteria = _trial_criteria().criteria
+    exclusions = {c.id for c in criteria if c.kind == "exclusion"}
+    unknown = [v for v in value if v not in exclusions]
+    if unknown:
+        raise ValueError(f"{unknown} are not exclusion criteria of the trial file")
+    return tuple(value)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A named way of measuring a cohort, with a check for each argument.
+
+    Attributes:
+        name: the name targets use.
+        function: ``function(cohort, **args) -> float``.
+        arguments: argument name → check that returns the value to use or raises
+            ``ValueError``.
+    """
+
+    name: str
+    function: Callable[..., float]
+    arguments: Mapping[str, Callable[[Any], Any]]
+
+    def bind(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """Checked arguments; raises ``ValueError`` naming the bad argument."""
+        unknown = sorted(set(args) - set(self.arguments))
+        if unknown:
+            raise ValueError(f"{self.name}: unknown arguments {unknown}")
+        parameters = inspect.signature(self.function).parameters
+        missing = [
+            name
+            for name in self.arguments
+            if name not in args and parameters[name].default is inspect.Parameter.empty
+        ]
+        if missing:
+            raise ValueError(f"{self.name}: missing arguments {missing}")
+        bound = {}
+        for name, value in args.items():
+            try:
+                bound[name] = self.arguments[name](value)
+            except ValueError as exc:
+                raise ValueError(f"{self.name}: argument {name}: {exc}") from None
+        return bound
+
+
+MEASUREMENTS: dict[str, Measurement] = {}
+"""Every measurement a target can name, by name."""
+
+
+def _measurement(
+    name: str, **arguments: Callable[[Any], Any]
+) -> Callable[[Callable[..., float]], Callable[..., float]]:
+    """Register ``function`` under ``name``; every argument needs a check."""
+
+    def register(function: Callable[..., float]) -> Callable[..., float]:
+        parameters = list(inspect.signature(function).parameters)[1:]
+        if parameters != list(arguments):
+            raise TypeError(f"{name}: checks {list(arguments)} != {parameters}")
+        MEASUREMENTS[name] = Measurement(name, function, arguments)
+        return function
+
+    return register
+
+
+def _recorded(cohort: CohortView, column: str) -> pd.Series:
+    return cohort.table[column].dropna()
+
+
+@_measurement("mean", column=_column_arg)
+def _mean(cohort: CohortView, column: str) -> float:
+    """Mean of the recorded values."""
+    return float(cohort.table[column].astype(float).mean())
+
+
+@_measurement("median", column=_column_arg)
+def _median(cohort: CohortView, column: str) -> float:
+    """Median of the recorded values."""
+    return float(cohort.table[column].astype(float).median())
+
+
+@_measurement("quantile", column=_column_arg, q=_probability_arg)
+def _quantile(cohort: CohortView, column: str, q: float) -> float:
+    """Quantile ``q`` (0–1) of the recorded values, linear interpolation."""
+    return float(cohort.table[column].astype(float).quantile(q))
+
+
+@_measurement("share_flag", column=_column_arg)
+def _share_flag(cohort: CohortView, column: str) -> float:
+    """Share of the recorded values of a yes/no field that are yes."""
+    return float((_recorded(cohort, column).astype(float) == 1.0).mean())
+
+
+@_measurement("share_category", column=_column_arg, category=_text_arg)
+def _share_category(cohort: CohortView, column: str, category: str) -> float:
+    """Share of the recorded values equal to ``category``."""
+    return float((_recorded(cohort, column) == category).mean())
+
+
+@_measurement("share_cut", column=_column_arg, op=_one_of(_OPS), cut=_number_arg)
+def _share_cut(cohort: CohortView, column: str, op: str, cut: float) -> float:
+    """Share of the recorded values with ``value op cut``."""
+    return float(_OPS[op](_recorded(cohort, column).astype(float), cut).mean())
+
+
+@_measurement("share_recorded", column=_column_arg)
+def _share_recorded(cohort: CohortView, column: str) -> float:
+    """Share of patients with the field recorded."""
+    return float(cohort.table[column].notna().mean())
+
+
+@_measurement(
+    "correlation",
+    x=_column_arg,
+    y=_column_arg,
+    x_transform=_one_of(_TRANSFORMS),
+    y_transform=_one_of(_TRANSFORMS),
+)
+def _correlation(
+    cohort: CohortView,
+    x: str,
+    y: str,
+    x_transform: str = "identity",
+    y_transform: str = "identity",
+) -> float:
+    """Pearson r of two (transformed) fields over the patients with both recorded."""
+    df = cohort.table
+    pair = pd.DataFrame(
+        {
+            "x": _TRANSFORMS[x_transform](df[x].astype(float)),
+            "y": _TRANSFORMS[y_transform](df[y].astype(float)),
+        }
+    ).dropna()
+    return float(pair["x"].corr(pair["y"]))
+
+
+@_measurement("mean_risk_where", column=_column_arg, op=_one_of(_OPS), cut=_number_arg)
+def _mean_risk_where(cohort: CohortView, column: str, op: str, cut: float) -> float:
+    """Mean true 2-year risk of the patients with ``column op cut`` recorded."""
+    df = cohort.table
+    return float(
+        df.loc[_OPS[op](df[column].astype(float), cut), TRUE_RISK_COLUMN].mean()
+    )
+
+
+@_measurement("true_auroc")
+def _true_auroc(cohort: CohortView) -> float:
+    """AUROC of the true 2-year risk for the 2-year outcome."""
+    df = cohort.table
+    return float(roc_auc_score(df[OUTCOME_COLUMN].astype(int), df[TRUE_RISK_COLUMN]))
+
+
+@_measurement("share_excluded", criteria=_exclusions_arg)
+def _share_excluded(cohort: CohortView, criteria: Sequence[str]) -> float:
+    """Share of patients meeting any of these exclusion criteria.
+
+    Read by :func:`exclusions_met`: a criterion that cannot be decided is not met.
+    """
+    return float(cohort.exclusions[list(criteria)].any(axis=1).mean())
+
+
+# --- targets --------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Target:
     """One quantity of the cohort, its target and the band it must lie in.
 
     Attributes:
+        id: stable identifier from the targets file.
         group: one of :data:`GROUPS`.
         quantity: what is measured, with its unit.
         target: the value §8 aims for.
         low: lowest accepted value.
         high: highest accepted value.
         anchor: where the target comes from (clinical.md section, publication).
-        measure: computes the quantity from a cohort table.
+        measurement: the name of a measurement of :data:`MEASUREMENTS`.
+        args: its checked arguments.
     """
 
+    id: str
     group: str
     quantity: str
     target: float
     low: float
     high: float
     anchor: str
-    measure: Callable[[pd.DataFrame], float]
+    measurement: str
+    args: Mapping[str, Any]
+
+    def measure(self, cohort: pd.DataFrame | CohortView) -> float:
+        """The quantity in a cohort table."""
+        if isinstance(cohort, pd.DataFrame):
+            cohort = CohortView(cohort)
+        return MEASUREMENTS[self.measurement].function(cohort, **self.args)
 
 
-def _share(column: str, test: Callable[[pd.Series], pd.Series]) -> Callable:
-    """Share of the recorded (non-missing) values of ``column`` passing ``test``."""
+class _TargetEntry(BaseModel):
+    """One target as written in the file (before the incidence is known)."""
 
-    def measure(df: pd.DataFrame) -> float:
-        values = df[column].dropna()
-        return float(test(values.astype(float)).mean())
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    return measure
+    id: str = Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")
+    group: str
+    quantity: str = Field(min_length=1)
+    target: float | str
+    range: tuple[float, float] | None = None
+    tolerance: float | None = Field(default=None, gt=0)
+    anchor: str = Field(min_length=1)
+    measure: str
+    args: dict[str, Any] = Field(default_factory=dict)
 
-
-def _positive(column: str) -> Callable[[pd.DataFrame], float]:
-    return _share(column, lambda v: v == 1.0)
-
-
-def _measured(column: str) -> Callable[[pd.DataFrame], float]:
-    return lambda df: float(df[column].notna().mean())
-
-
-def _reason(*names: str) -> Callable[[pd.DataFrame], float]:
-    """Share of patients with any of these ``dgp_exclusion_reasons``."""
-
-    def measure(df: pd.DataFrame) -> float:
-        reasons = df[_REASONS].fillna("").astype(str).str.split(";")
-        return float(reasons.map(lambda r: any(n in r for n in names)).mean())
-
-    return measure
-
-
-def _corr(x: Callable[[pd.DataFrame], pd.Series], y: Callable) -> Callable:
-    """Pearson correlation of two derived columns over complete pairs."""
-
-    def measure(df: pd.DataFrame) -> float:
-        pair = pd.DataFrame({"x": x(df), "y": y(df)}).dropna()
-        return float(pair["x"].corr(pair["y"]))
-
-    return measure
+    @model_validator(mode="after")
+    def _band(self) -> _TargetEntry:
+        if self.group not in GROUPS:
+            raise ValueError(f"group {self.group!r} is not one of {list(GROUPS)}")
+        if isinstance(self.target, str) and self.target != INCIDENCE:
+            raise ValueError(f"target must be a number or {INCIDENCE!r}")
+        if (self.range is None) == (self.tolerance is None):
+            raise ValueError("give either range or tolerance")
+        if self.target == INCIDENCE and self.tolerance is None:
+            raise ValueError(f"a target of {INCIDENCE!r} needs a tolerance")
+        if self.range is not None and not (
+            self.range[0] <= self.target <= self.range[1]
+        ):
+            raise ValueError(f"target {self.target} outside its range {self.range}")
+        return self
 
 
-def _log10_dsdna(df: pd.DataFrame) -> pd.Series:
-    return np.log10(df["anti_dsdna_iu_ml"].astype(float))
+def _band(entry: _TargetEntry, incidence: float) -> tuple[float, float, float]:
+    """(target, low, high) of an entry once the cohort's incidence is known."""
+    value = incidence if entry.target == INCIDENCE else float(entry.target)
+    if entry.tolerance is not None:
+        return value, value - entry.tolerance, value + entry.tolerance
+    low, high = entry.range
+    return value, low, high
 
 
-def _column(name: str) -> Callable[[pd.DataFrame], pd.Series]:
-    return lambda df: df[name].astype(float)
+def parse_targets(
+    document: Any, incidence: float = 0.10, source: str = "<targets>"
+) -> tuple[Target, ...]:
+    """Validate a targets document (see ``targets.yaml``) and build its targets.
+
+    Args:
+        document: the parsed YAML, a mapping with a ``targets`` list.
+        incidence: the incidence the cohort was generated for (0–1, exclusive).
+        source: names the document in error messages.
+
+    Raises:
+        TargetsError: the document is invalid; the message names the target id.
+    """
+    if not 0.0 < incidence < 1.0:
+        raise ValueError(f"incidence must lie in (0, 1), got {incidence}")
+    if not isinstance(document, dict) or not isinstance(document.get("targets"), list):
+        raise TargetsError(f"{source}: expected a mapping with a 'targets' list")
+    targets: list[Target] = []
+    for i, raw in enumerate(document["targets"]):
+        where = raw.get("id") if isinstance(raw, dict) else None
+        where = f"{source}: target {where or f'#{i}'}"
+        try:
+            entry = _TargetEntry.model_validate(raw)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'entry'}: {e['msg']}"
+                for e in exc.errors()
+            )
+            raise TargetsError(f"{where}: {problems}") from None
+        if entry.id in {t.id for t in targets}:
+            raise TargetsError(f"{where}: duplicate id")
+        if entry.measure not in MEASUREMENTS:
+            raise TargetsError(
+                f"{where}: unknown measurement {entry.measure!r}; "
+                f"known: {sorted(MEASUREMENTS)}"
+            )
+        try:
+            args = MEASUREMENTS[entry.measure].bind(entry.args)
+        except ValueError as exc:
+            raise TargetsError(f"{where}: {exc}") from None
+        value, low, high = _band(entry, incidence)
+        targets.append(
+            Target(
+                entry.id,
+                entry.group,
+                entry.quantity,
+                value,
+                low,
+                high,
+                entry.anchor,
+                entry.measure,
+                args,
+            )
+        )
+    return tuple(targets)
 
 
-def _risk_mean(mask: Callable[[pd.DataFrame], pd.Series]) -> Callable:
-    return lambda df: float(df.loc[mask(df), TRUE_RISK_COLUMN].mean())
-
-
-def _true_auroc(df: pd.DataFrame) -> float:
-    return float(roc_auc_score(df[OUTCOME_COLUMN].astype(int), df[TRUE_RISK_COLUMN]))
-
-
-def cohort_targets(incidence: float = 0.10) -> tuple[Target, ...]:
+def cohort_targets(
+    incidence: float = 0.10, path: str | Path = TARGETS_PATH
+) -> tuple[Target, ...]:
     """Every target of clinical.md §8 that a cohort table can show.
 
     Args:
         incidence: the 2-year incidence the cohort was generated for (§8.1 base
             case 0.10); the incidence targets follow it, the others assume 0.10.
+        path: the targets file (default ``targets.yaml`` of this package).
+
+    Raises:
+        TargetsError: the file is invalid; the message names the target id.
     """
-    dur = _column("disease_duration_years")
-    return (
-        # §8.1 incidence and the true risk
-        Target(
-            "incidence",
-            "Observed 2-year LN rate",
-            incidence,
-            incidence - 0.015,
-            incidence + 0.015,
-            "§8.1: 10 % base case (config 8–15 %); §2",
-            lambda df: float(df[OUTCOME_COLUMN].astype(float).mean()),
-        ),
-        Target(
-            "incidence",
-            "Mean true 2-year risk",
-            incidence,
-            incidence - 0.01,
-            incidence + 0.01,
-            "§8.1: beta0 solved to the incidence",
-            lambda df: float(df[TRUE_RISK_COLUMN].mean()),
-        ),
-        Target(
-            "incidence",
-            "Share with true risk > 0.5",
-            0.023,
-            0.02,
-            0.04,
-            "§8.1: ≈ 2–4 % (2.3 % at 10 %)",
-            lambda df: float((df[TRUE_RISK_COLUMN] > 0.5).mean()),
-        ),
-        Target(
-            "incidence",
-            "AUROC of the true risk",
-            0.82,
-            0.80,
-            0.85,
-            "§8.1: true-model AUC ≈ 0.82",
-            _true_auroc,
-        ),
-        Target(
-            "incidence",
-            "Median true risk",
-            0.05,
-            0.04,
-            0.06,
-            "§8.4 check run: p50 0.05",
-            lambda df: float(df[TRUE_RISK_COLUMN].quantile(0.5)),
-        ),
-        Target(
-            "incidence",
-            "90th percentile of true risk",
-            0.26,
-            0.22,
-            0.30,
-            "§8.4 check run: p90 0.26",
-            lambda df: float(df[TRUE_RISK_COLUMN].quantile(0.9)),
-        ),
-        Target(
-            "incidence",
-            "99th percentile of true risk",
-            0.62,
-            0.52,
-            0.72,
-            "§8.4 check run: p99 0.62",
-            lambda df: float(df[TRUE_RISK_COLUMN].quantile(0.99)),
-        ),
-        Target(
-            "incidence",
-            "Mean true risk, disease duration < 1 y",
-            0.14,
-            0.12,
-            0.16,
-            "§8.4 check run: 14 %",
-            _risk_mean(lambda df: dur(df) < 1),
-        ),
-        Target(
-            "incidence",
-            "Mean true risk, disease duration > 5 y",
-            0.056,
-            0.045,
-            0.07,
-            "§8.4 check run: 5.6 %",
-            _risk_mean(lambda df: dur(df) > 5),
-        ),
-        # §8.3 marginals (anchors from §4)
-        Target(
-            "marginal",
-            "Men (share)",
-            0.08,
-            0.07,
-            0.09,
-            "§8.3; CSTAR 7.8–9 %",
-            lambda df: float((df["sex"] == "male").mean()),
-        ),
-        Target(
-            "marginal",
-            "Age, mean (years)",
-            34.0,
-            32.0,
-            37.0,
-            "§8.3 N(34, 11) truncated 18–75 (mean 35.6); CSTAR Dx 32.1, SLICC 35.1",
-            lambda df: float(df["age_years"].mean()),
-        ),
-        Target(
-            "marginal",
-            "Disease duration, median (years)",
-            2.0,
-            1.8,
-            2.2,
-            "§8.3: lognormal median 2.0",
-            lambda df: float(df["disease_duration_years"].median()),
-        ),
-        Target(
-            "marginal",
-            "Anti-dsDNA ≥ 100 IU/mL (share of recorded)",
-            0.52,
-            0.50,
-            0.62,
-            "§8.3: 52 % (ACR selection raises it to ≈ 57 %); 56–62 % in non-LN SLE",
-            _share("anti_dsdna_iu_ml", lambda v: v >= 100.0),
-        ),
-        Target(
-            "marginal",
-            "C3 < 0.9 g/L (share of recorded)",
-            0.53,
-            0.48,
-            0.60,
-            "§8.3: 53 %; 57 % published",
-            _share("c3_g_l", lambda v: v < 0.9),
-        ),
-        Target(
-            "marginal",
-            "C4 < 0.1 g/L (share of recorded)",
-            0.25,
-            0.20,
-            0.38,
-            "§8.3: 25 %; 29–38 % published",
-            _share("c4_g_l", lambda v: v < 0.1),
-        ),
-        Target(
-            "marginal",
-            "Anti-C1q positive (share of measured)",
-            0.37,
-            0.33,
-            0.45,
-            "§8.3: 37 %; 39 % without renal history (Marto 2005)",
-            _positive("anti_c1q_positive"),
-        ),
-        Target(
-            "marginal",
-            "Anti-Sm positive (share of measured)",
-            0.17,
-            0.14,
-            0.24,
-            "§8.3: 17 %; CSTAR 17 %, Asian clinic 24 %",
-            _positive("anti_sm_positive"),
-        ),
-        Target(
-            "marginal",
-            "SLEDAI-2K (non-renal), median",
-            4.0,
-            3.0,
-            5.0,
-            "§8.3: median 4; published 2.6–4.5",
-            lambda df: float(df["sledai2k_nonrenal"].astype(float).median()),
-        ),
-        Target(
-            "marginal",
-            "Lymphocytes < 1.0 × 10⁹/L (share of recorded)",
-            0.37,
-            0.30,
-            0.45,
-            "§8.3: 37 %; lymphopenia 28 % published",
-            _share("lymphocytes_10e9_l", lambda v: v < 1.0),
-        ),
-        Target(
-            "marginal",
-            "Hydroxychloroquine, current (share)",
-            0.85,
-            0.82,
-            0.88,
-            "§8.3: 85 %; 85–97 % published",
-            _positive("hydroxychloroquine_current"),
-        ),
-        Target(
-            "marginal",
-            "Hypertension (share)",
-            0.06,
-            0.05,
-            0.07,
-            "§8.3: 6 %; 4.1 % published",
-            _positive("hypertension"),
-        ),
-        # §8.3 correlations from the latent serological activity (recorded values:
-        # lab noise attenuates them a little)
-        Target(
-            "correlation",
-            "r(log10 anti-dsDNA, C3)",
-            -0.44,
-            -0.52,
-            -0.36,
-            "§8.3 check run",
-            _corr(_log10_dsdna, _column("c3_g_l")),
-        ),
-        Target(
-            "correlation",
-            "r(log10 anti-dsDNA, log C4)",
-            -0.46,
-            -0.54,
-            -0.38,
-            "§8.3 check run",
-            _corr(_log10_dsdna, lambda df: np.log(df["c4_g_l"].astype(float))),
-        ),
-        Target(
-            "correlation",
-            "r(C3, C4)",
-            0.33,
-            0.25,
-            0.41,
-            "§8.3 check run",
-            _corr(_column("c3_g_l"), _column("c4_g_l")),
-        ),
-        # §8.6 missingness (share measured)
-        Target(
-            "missingness",
-            "Anti-C1q measured (share)",
-            0.50,
-            0.40,
-            0.60,
-            "§8.6: 40–60 %, more often when active",
-            _measured("anti_c1q_positive"),
-        ),
-        Target(
-            "missingness",
-            "Anti-nucleosome measured (share)",
-            0.50,
-            0.40,
-            0.60,
-            "§8.6: 40–60 %",
-            _measured("anti_nucleosome_positive"),
-        ),
-        Target(
-            "missingness",
-            "IgG measured (share)",
-            0.90,
-            0.85,
-            0.95,
-            "§8.6: 90 %",
-            _measured("igg_g_l"),
-        ),
-        Target(
-            "missingness",
-            "IgA measured (share)",
-            0.90,
-            0.85,
-            0.95,
-            "§8.6: 90 %",
-            _measured("iga_g_l"),
-        ),
-        Target(
-            "missingness",
-            "Weight measured (share)",
-            0.95,
-            0.92,
-            0.98,
-            "§8.6: 95 %",
-            _measured("weight_kg"),
-        ),
-        # §8.2 trial exclusions before they are applied (generator's own labels)
-        Target(
-            "exclusion",
-            "Prior kidney involvement (urine findings or biopsy)",
-            0.08,
-            0.06,
-            0.10,
-            "§8.2: urine abnormality 8 %",
-            _reason(*_KIDNEY_REASONS, "urine_protein"),
-        ),
-        Target(
-            "exclusion",
-            "ALT or AST > 2 × ULN",
-            0.03,
-            0.02,
-            0.04,
-            "§8.2: 3 %",
-            _reason("alt_ast_over_2x_uln"),
-        ),
-        Target(
-            "exclusion",
-            "Cockcroft–Gault CrCl < 60 mL/min",
-            0.02,
-            0.012,
-            0.03,
-            "§8.2: 2 %",
-            _reason("crcl_below_60"),
-        ),
-        Target(
-            "exclusion",
-            "IgG < 4 g/L",
-            0.01,
-            0.005,
-            0.015,
-            "§8.2: 1 %",
-            _reason("igg_below_4"),
-        ),
-        Target(
-            "exclusion",
-            "IgA < 0.1 g/L",
-            0.003,
-            0.001,
-            0.006,
-            "§8.2: 0.3 %",
-            _reason("iga_below_0.1"),
-        ),
-        Target(
-            "exclusion",
-            "Hepatitis B marker",
-            0.06,
-            0.045,
-            0.075,
-            "§8.2: 6 %",
-            _reason("hepatitis_b"),
-        ),
-        Target(
-            "exclusion",
-            "HIV positive",
-            0.001,
-            0.0,
-            0.003,
-            "§8.2: 0.1 %",
-            _reason("hiv"),
-        ),
-    )
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise TargetsError(f"{path}: not valid YAML: {exc}") from None
+    return parse_targets(document, incidence, str(path))
 
 
-def check_cohort(df: pd.DataFrame, incidence: float | None = None) -> pd.DataFrame:
+def check_cohort(
+    df: pd.DataFrame,
+    incidence: float | None = None,
+    screening_date: date | None = None,
+) -> pd.DataFrame:
     """Measure a synthetic cohort on every target of :func:`cohort_targets`.
 
     Args:
         df: a table from :func:`synthetic.generator.generate_cohort` (it needs the
-            ``true_risk_2y`` and ``dgp_exclusion_reasons`` columns).
+            ``true_risk_2y`` column).
         incidence: the incidence it was generated for; default the one the
             generator recorded in ``df.attrs`` (else 0.10).
+        screening_date: day 0 of the trial's criteria; default the cohort's
+            reference date (see :func:`exclusions_met`).
 
     Returns:
         One row per target, grouped as :data:`GROUPS`: group, quantity, value,
@@ -474,9 +510,10 @@ def check_cohort(df: pd.DataFrame, incidence: float | None = None) -> pd.DataFra
     """
     if incidence is None:
         incidence = float(df.attrs.get("dgp_incidence_base", 0.10))
+    cohort = CohortView(df, screening_date)
     rows = []
     for t in cohort_targets(incidence):
-        value = t.measure(df)
+        value = t.measure(cohort)
         rows.append(
             {
                 "group": t.group,
@@ -515,8 +552,16 @@ def missingness_table(
 
 __all__ = [
     "GROUPS",
+    "INCIDENCE",
+    "MEASUREMENTS",
+    "TARGETS_PATH",
+    "CohortView",
+    "Measurement",
     "Target",
+    "TargetsError",
     "check_cohort",
     "cohort_targets",
+    "exclusions_met",
     "missingness_table",
+    "parse_targets",
 ]

@@ -1,6 +1,6 @@
 """Synthetic SLE screening cohort with a known 2-year lupus nephritis (LN) risk.
 
-The data-generating process (DGP) follows ``/work/shared/research/clinical.md`` §8
+The data-generating process (DGP) follows §8 of the research notes (clinical.md)
 (targets §8.1, population and exclusions §8.2, features §8.3, outcome §8.4, realism
 extras §8.6), with the reference ranges and Cockcroft–Gault formula of §6 and the trial
 exclusions of §0 / the NCT05585671 registry text. Every number in §8 is itself an
@@ -21,9 +21,10 @@ How a cohort is made (:func:`generate_cohort`)
    :class:`PopulationShift` shares one truth model.
 4. *Recording* (fourth and fifth streams): measurement noise and the anti-dsDNA
    assay scale act on the recorded values only; then values go missing (§8.6).
-5. *Labels*: ``dgp_excluded`` / ``dgp_exclusion_reasons`` — the generator's own reading
-   of the trial exclusions on the *recorded* values (a missing value never produces a
-   reason). A testing aid only; the eligibility engine is the authority.
+5. The trial's criteria are *not* applied: a cohort holds ineligible patients too
+   (§8.2). Who meets which exclusion is read from the criteria file by
+   :func:`synthetic.checks.exclusions_met` (``eligibility.screen_frame``), the same
+   reading that screens patients.
 
 Separate streams (``Generator.spawn``) make the truth, the outcome and
 ``true_risk_2y`` identical whether or not ``measurement_noise`` is on.
@@ -102,14 +103,6 @@ Assumptions [A] beyond §8
   visit).
 * Outcome centring: continuous terms are centred as in §8.4; binary terms are not
   (centre 0); optional ESR term centred at 20 mm/h, urine RBC term at 1 cell/hpf.
-* Exclusion reading (``dgp_exclusion_reasons``): B-cell therapy *ever* (the exclusion
-  list's "previous treatment with any B-lymphocyte-targeted drug"; the wash-out rule of
-  the concomitant-medication list is weaker), IV cyclophosphamide within 182 days,
-  IVIG or prednisone > 100 mg/d within 91 days, infection hospitalisation or parenteral
-  anti-infective within 60 days, substance abuse current or within 365 days,
-  investigational biologic within 365 days, non-biologic within max(30 d, 5
-  half-lives), live vaccine within 30 days. Inclusion failures (SOC stable < 30 days,
-  prednisone > 40 mg/d) are listed separately in ``dgp_inclusion_failures``.
 * Not implemented: the time-to-event variant of §8.5 (Weibull hazards, censoring);
   the outcome is the binary 24-month event of §8.4.
 """
@@ -148,42 +141,12 @@ IGG_ULN_G_L = 16.0
 IGA_ULN_G_L = 4.0
 LEUKOCYTES_ULN_10E9_L = 10.0
 
+#: The screening date of a cohort unless another is given.
+REFERENCE_DATE = date(2026, 12, 1)
+
 #: Size and seed of the fixed base-population sample on which beta0 is solved.
 SOLVER_SAMPLE_SIZE = 200_000
 SOLVER_SEED = 20_260_101
-
-#: Every reason :func:`generate_cohort` can write to ``dgp_exclusion_reasons``.
-EXCLUSION_REASONS: tuple[str, ...] = (
-    "kidney_biopsy",
-    "urine_rbc",
-    "urine_wbc",
-    "urine_casts",
-    "urine_protein",
-    "severe_neuropsychiatric_lupus",
-    "severe_cardiac_lupus",
-    "pregnant_or_lactating",
-    "b_cell_therapy",
-    "iv_cyclophosphamide_6m",
-    "ivig_3m",
-    "prednisone_over_100mg_3m",
-    "alt_ast_over_2x_uln",
-    "crcl_below_60",
-    "primary_immunodeficiency",
-    "igg_below_4",
-    "iga_below_0.1",
-    "chronic_infection_therapy",
-    "infection_hospitalisation_60d",
-    "parenteral_antiinfective_60d",
-    "hepatitis_b",
-    "anaphylaxis",
-    "hiv",
-    "substance_abuse",
-    "investigational_biologic_365d",
-    "investigational_nonbiologic_washout",
-    "live_vaccine_30d",
-)
-#: Inclusion criteria the generator can fail (written to ``dgp_inclusion_failures``).
-INCLUSION_FAILURES: tuple[str, ...] = ("soc_unstable_30d", "prednisone_over_40mg")
 
 #: Pre-selection shift of the latent activity mean that offsets the enrichment caused
 #: by requiring >= 4 ACR items (measured: kept patients' mean Z rises by ~0.17).
@@ -378,7 +341,7 @@ def linear_predictor(
     return lp
 
 
-# --- small helpers --------------------------------------------------------------------
+# --- draws used by every stage --------------------------------------------------------
 def _truncnorm(
     rng: np.random.Generator, mean: ArrayLike, sd: float, lo: float, hi: float, n: int
 ) -> FloatArray:
@@ -388,6 +351,20 @@ def _truncnorm(
     b = special.ndtr((hi - mean) / sd)
     u = a + (b - a) * rng.random(n)
     return np.clip(mean + sd * special.ndtri(u), lo, hi)
+
+
+def _lognormal(
+    rng: np.random.Generator,
+    median: float,
+    sigma_log: float,
+    n: int,
+    log_shift: ArrayLike = 0.0,
+) -> FloatArray:
+    """Lognormal draws ``exp(ln median + log_shift + N(0, sigma_log))``.
+
+    ``log_shift`` moves the median on the log scale (e.g. a Z effect).
+    """
+    return np.exp(np.log(median) + log_shift + rng.normal(0.0, sigma_log, n))
 
 
 def _hcq_intercept(share: float, latent_mean: float) -> float:
@@ -409,117 +386,170 @@ def _bern(rng: np.random.Generator, p: ArrayLike, n: int) -> BoolArray:
 def _draw_candidates(
     rng: np.random.Generator, m: int, shift: PopulationShift
 ) -> dict[str, np.ndarray]:
-    """Draw ``m`` candidates' latent activity, §8.3 features and ACR items."""
-    t: dict[str, np.ndarray] = {}
+    """Draw ``m`` candidates' latent activity, §8.3 features and ACR items.
+
+    The steps run in a fixed order on one stream, so a seed gives the same draws.
+    """
+    t = _draw_demographics(rng, m, shift)
+    t |= _draw_serology(rng, t)
+    t |= _draw_blood_and_chemistry(rng, t)
+    t |= _draw_urine_and_kidney(rng, t)
+    t |= _draw_clinical_items(rng, t, shift)
+    t |= _draw_treatment(rng, t, shift)
+    return t
+
+
+def _draw_demographics(
+    rng: np.random.Generator, m: int, shift: PopulationShift
+) -> dict[str, np.ndarray]:
+    """Latent activity Z, sex, age (y) and disease duration (y)."""
     # The ACR selection keeps more active candidates; start lower so the kept
     # patients have mean Z ~ latent_activity_mean (the §8.3 marginals describe
     # classified SLE patients, i.e. the population after selection).
     z = shift.latent_activity_mean + ACR_SELECTION_Z_OFFSET + rng.standard_normal(m)
-    t["z"] = z
     male = _bern(rng, shift.male_share, m)
-    t["male"] = male
     age = _truncnorm(rng, 34.0 + shift.age_mean_shift_years, 11.0, 18.0, 75.0, m)
-    t["age_years"] = age
     # Truncate the lognormal so onset is at age >= 12 (§8.3) without a point mass.
     mu_d, sd_d = np.log(shift.disease_duration_median_years), 1.1
     upper = special.ndtr((np.log(age - 12.0) - mu_d) / sd_d)
-    t["disease_duration_years"] = np.minimum(
+    duration = np.minimum(
         np.exp(mu_d + sd_d * special.ndtri(upper * rng.random(m))), age - 12.0
     )
+    return {
+        "z": z,
+        "male": male,
+        "age_years": age,
+        "disease_duration_years": duration,
+    }
 
-    # Serology driven by Z (§8.3 table).
-    log_dsdna = 2.0 + 0.55 * z + rng.normal(0.0, 0.45, m) + 0.1 * (age < 30.0)
-    t["anti_dsdna_iu_ml"] = np.clip(10.0**log_dsdna, 1.0, 100_000.0)
-    t["c3_g_l"] = np.clip(0.88 - 0.14 * z + rng.normal(0.0, 0.20, m), 0.2, 1.9)
-    t["c4_g_l"] = np.clip(
-        np.exp(np.log(0.14) - 0.30 * z + rng.normal(0.0, 0.40, m)), 0.01, 0.6
+
+def _draw_serology(
+    rng: np.random.Generator, t: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """Serology and non-renal SLEDAI-2K driven by Z (§8.3 table)."""
+    z, m = t["z"], len(t["z"])
+    s: dict[str, np.ndarray] = {}
+    log_dsdna = (
+        2.0 + 0.55 * z + rng.normal(0.0, 0.45, m) + 0.1 * (t["age_years"] < 30.0)
     )
-    t["anti_c1q_positive"] = _bern(rng, expit(-0.6 + 0.9 * z), m)
-    t["anti_sm_positive"] = _bern(rng, expit(-1.7 + 0.5 * z), m)
-    t["anti_nucleosome_positive"] = _bern(rng, expit(-0.3 + 0.9 * z), m)
-    t["anti_rnp_positive"] = _bern(rng, 0.25, m)
-    t["anti_ssa_positive"] = _bern(rng, 0.35, m)
-    t["antiphospholipid_positive"] = _bern(rng, 0.20, m)
-    t["sledai2k_nonrenal"] = np.clip(
+    s["anti_dsdna_iu_ml"] = np.clip(10.0**log_dsdna, 1.0, 100_000.0)
+    s["c3_g_l"] = np.clip(0.88 - 0.14 * z + rng.normal(0.0, 0.20, m), 0.2, 1.9)
+    s["c4_g_l"] = np.clip(_lognormal(rng, 0.14, 0.40, m, -0.30 * z), 0.01, 0.6)
+    s["anti_c1q_positive"] = _bern(rng, expit(-0.6 + 0.9 * z), m)
+    s["anti_sm_positive"] = _bern(rng, expit(-1.7 + 0.5 * z), m)
+    s["anti_nucleosome_positive"] = _bern(rng, expit(-0.3 + 0.9 * z), m)
+    s["anti_rnp_positive"] = _bern(rng, 0.25, m)
+    s["anti_ssa_positive"] = _bern(rng, 0.35, m)
+    s["antiphospholipid_positive"] = _bern(rng, 0.20, m)
+    s["sledai2k_nonrenal"] = np.clip(
         rng.poisson(np.exp(np.log(4.0) + 0.25 * z)), 0, 30
     ).astype(np.float64)
+    return s
 
-    # Blood count, chemistry driven by Z.
-    lymph = np.clip(
-        np.exp(np.log(1.15) - 0.15 * z + rng.normal(0.0, 0.4, m)), 0.05, 8.0
-    )
-    t["lymphocytes_10e9_l"] = lymph
-    nonlymph = np.exp(np.log(4.2) - 0.05 * z + rng.normal(0.0, 0.42, m))
-    t["leukocytes_10e9_l"] = np.clip(lymph + nonlymph, 0.5, 40.0)
-    t["hemoglobin_g_l"] = np.clip(
-        rng.normal(125.0 - 3.0 * z + 12.0 * male, 18.0), 55.0, 190.0
+
+def _draw_blood_and_chemistry(
+    rng: np.random.Generator, t: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """Blood count (10⁹/L, g/L), albumin (g/L), ESR (mm/h) and CRP (mg/L)."""
+    z, m = t["z"], len(t["z"])
+    b: dict[str, np.ndarray] = {}
+    lymph = np.clip(_lognormal(rng, 1.15, 0.4, m, -0.15 * z), 0.05, 8.0)
+    b["lymphocytes_10e9_l"] = lymph
+    nonlymph = _lognormal(rng, 4.2, 0.42, m, -0.05 * z)
+    b["leukocytes_10e9_l"] = np.clip(lymph + nonlymph, 0.5, 40.0)
+    b["hemoglobin_g_l"] = np.clip(
+        rng.normal(125.0 - 3.0 * z + 12.0 * t["male"], 18.0), 55.0, 190.0
     )
     # A Z-driven thrombocytopenic group lifts the share < 100 x 10⁹/L to ~15 %.
     low_plt = _bern(rng, expit(-2.3 + 0.6 * z), m)
     plt_normal = rng.normal(210.0, 65.0, m)
-    plt_low = np.exp(np.log(70.0) + rng.normal(0.0, 0.35, m))
-    t["platelets_10e9_l"] = np.clip(np.where(low_plt, plt_low, plt_normal), 5.0, 900.0)
-    t["albumin_g_l"] = np.clip(rng.normal(41.0 - 1.5 * z, 3.5), 20.0, 55.0)
-    t["esr_mm_h"] = np.clip(
-        np.exp(np.log(20.0) + 0.2 * z + rng.normal(0.0, 0.65, m)), 1.0, 150.0
-    )
-    t["crp_mg_l"] = np.clip(np.exp(np.log(2.0) + rng.normal(0.0, 1.1, m)), 0.1, 200.0)
+    plt_low = _lognormal(rng, 70.0, 0.35, m)
+    b["platelets_10e9_l"] = np.clip(np.where(low_plt, plt_low, plt_normal), 5.0, 900.0)
+    b["albumin_g_l"] = np.clip(rng.normal(41.0 - 1.5 * z, 3.5), 20.0, 55.0)
+    b["esr_mm_h"] = np.clip(_lognormal(rng, 20.0, 0.65, m, 0.2 * z), 1.0, 150.0)
+    b["crp_mg_l"] = np.clip(_lognormal(rng, 2.0, 1.1, m), 0.1, 200.0)
+    return b
 
-    # Urine: subclinical findings (§8.3) plus prior kidney involvement (§8.2, 8 %).
-    protein = np.exp(np.log(0.10) + 0.25 * z + rng.normal(0.0, 0.6, m))
+
+def _draw_urine_and_kidney(
+    rng: np.random.Generator, t: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """Subclinical urine findings (§8.3) plus prior kidney involvement (§8.2, 8 %)."""
+    z, m = t["z"], len(t["z"])
+    protein = _lognormal(rng, 0.10, 0.6, m, 0.25 * z)
     rbc = rng.poisson(1.0 + 0.5 * (z > 1.0))
     wbc = rng.poisson(1.0 + 0.5 * (z > 1.0))
-    casts = np.zeros(m, dtype=bool)
-    biopsy = np.zeros(m, dtype=bool)
+    # One finding per patient with prior kidney involvement: protein, RBC, WBC,
+    # cellular casts (with RBC) or a biopsy.
     kidney = _bern(rng, expit(-2.6 + 0.5 * z), m)
     finding = rng.choice(5, size=m, p=[0.35, 0.25, 0.15, 0.05, 0.20])
     protein = np.where(kidney & (finding == 0), rng.uniform(0.55, 2.0, m), protein)
     rbc = np.where(kidney & (finding == 1), 6 + rng.poisson(6.0, m), rbc)
     wbc = np.where(kidney & (finding == 2), 6 + rng.poisson(5.0, m), wbc)
-    casts |= kidney & (finding == 3)
-    rbc = np.where(kidney & (finding == 3), 6 + rng.poisson(4.0, m), rbc)
-    biopsy |= kidney & (finding == 4)
-    t["urine_protein_g_24h"] = np.clip(protein, 0.0, 30.0)
-    t["renal_rbc_per_hpf"] = rbc.astype(np.float64)
-    t["renal_wbc_per_hpf"] = wbc.astype(np.float64)
-    t["urine_cellular_casts"] = casts
-    t["kidney_biopsy_confirmed"] = biopsy
+    casts = kidney & (finding == 3)
+    rbc = np.where(casts, 6 + rng.poisson(4.0, m), rbc)
+    return {
+        "urine_protein_g_24h": np.clip(protein, 0.0, 30.0),
+        "renal_rbc_per_hpf": rbc.astype(np.float64),
+        "renal_wbc_per_hpf": wbc.astype(np.float64),
+        "urine_cellular_casts": casts,
+        "kidney_biopsy_confirmed": kidney & (finding == 4),
+    }
 
-    # Clinical ACR items (§8.3 shares; neurologic and ANA [A]).
-    t["acr_malar_rash"] = _bern(rng, 0.45, m)
-    t["acr_discoid_rash"] = _bern(rng, 0.08, m)
-    t["acr_photosensitivity"] = _bern(rng, 0.25, m)
-    t["acr_oral_ulcers"] = _bern(rng, 0.22, m)
-    t["acr_arthritis"] = _bern(rng, 0.60, m)
-    t["acr_serositis"] = _bern(rng, expit(-1.6 + 0.3 * z), m)
-    t["acr_neurologic_disorder"] = _bern(rng, 0.03, m)
-    t["acr_antinuclear_antibody"] = _bern(rng, 0.97, m)
-    t["alopecia"] = _bern(rng, 0.30, m)
-    t["hypertension"] = _bern(rng, shift.hypertension_share, m)
-    t["acr_hematologic_disorder"] = (
-        (lymph < 1.5) | (t["leukocytes_10e9_l"] < 4.0) | (t["platelets_10e9_l"] < 100)
+
+def _draw_clinical_items(
+    rng: np.random.Generator, t: Mapping[str, np.ndarray], shift: PopulationShift
+) -> dict[str, np.ndarray]:
+    """Clinical ACR items (§8.3 shares; neurologic and ANA [A]) and organ activity."""
+    z, m = t["z"], len(t["z"])
+    c: dict[str, np.ndarray] = {}
+    c["acr_malar_rash"] = _bern(rng, 0.45, m)
+    c["acr_discoid_rash"] = _bern(rng, 0.08, m)
+    c["acr_photosensitivity"] = _bern(rng, 0.25, m)
+    c["acr_oral_ulcers"] = _bern(rng, 0.22, m)
+    c["acr_arthritis"] = _bern(rng, 0.60, m)
+    c["acr_serositis"] = _bern(rng, expit(-1.6 + 0.3 * z), m)
+    c["acr_neurologic_disorder"] = _bern(rng, 0.03, m)
+    c["acr_antinuclear_antibody"] = _bern(rng, 0.97, m)
+    c["alopecia"] = _bern(rng, 0.30, m)
+    c["hypertension"] = _bern(rng, shift.hypertension_share, m)
+    c["acr_hematologic_disorder"] = (
+        (t["lymphocytes_10e9_l"] < 1.5)
+        | (t["leukocytes_10e9_l"] < 4.0)
+        | (t["platelets_10e9_l"] < 100)
     )
-    t["acr_immunologic_disorder"] = (
+    c["acr_immunologic_disorder"] = (
         (t["anti_dsdna_iu_ml"] >= 100.0)
         | t["anti_sm_positive"]
         | t["antiphospholipid_positive"]
     )
-    t["neuropsychiatric_lupus_active"] = t["acr_neurologic_disorder"] & _bern(
+    c["neuropsychiatric_lupus_active"] = c["acr_neurologic_disorder"] & _bern(
         rng, 0.15, m
     )
-    t["cardiac_lupus_active"] = _bern(rng, 0.003, m)
+    c["cardiac_lupus_active"] = _bern(rng, 0.003, m)
+    return c
 
-    # Treatment, mildly confounded by activity (§8.6): HCQ down, prednisone up with Z.
+
+def _draw_treatment(
+    rng: np.random.Generator, t: Mapping[str, np.ndarray], shift: PopulationShift
+) -> dict[str, np.ndarray]:
+    """Current HCQ, prednisone dose (mg/d) and immunosuppressant use.
+
+    Mildly confounded by activity (§8.6): HCQ down, prednisone up with Z.
+    """
+    z, m = t["z"], len(t["z"])
     a_hcq = _hcq_intercept(shift.hcq_use, shift.latent_activity_mean)
-    t["hydroxychloroquine_current"] = _bern(rng, expit(a_hcq - 0.3 * z), m)
+    hcq = _bern(rng, expit(a_hcq - 0.3 * z), m)
     on_pred = _bern(rng, expit(0.9 + 0.6 * z), m)
-    dose = np.exp(np.log(10.0) + 0.3 * z + rng.normal(0.0, 0.5, m))
+    dose = _lognormal(rng, 10.0, 0.5, m, 0.3 * z)
     dose = np.clip(np.round(dose / 2.5) * 2.5, 2.5, 40.0)
     high = _bern(rng, 0.01, m)
     dose = np.where(high, 5.0 * rng.integers(9, 13, m), dose)
-    t["prednisone_mg_day"] = np.where(on_pred | high, dose, 0.0)
-    t["immunosuppressant_current"] = _bern(rng, 0.35, m)
-    return t
+    return {
+        "hydroxychloroquine_current": hcq,
+        "prednisone_mg_day": np.where(on_pred | high, dose, 0.0),
+        "immunosuppressant_current": _bern(rng, 0.35, m),
+    }
 
 
 def _acr_count(t: Mapping[str, np.ndarray]) -> NDArray[np.int64]:
@@ -590,106 +620,177 @@ def _days_before(ref: np.datetime64, days: ArrayLike, mask: BoolArray) -> np.nda
     return np.where(mask, out, np.datetime64("NaT"))
 
 
+def _exposure(
+    stem: str, ever: BoolArray, days_ago: ArrayLike, ref: np.datetime64
+) -> dict[str, np.ndarray]:
+    """``{stem}_ever`` and ``{stem}_last_date`` (``days_ago`` days before ``ref``)."""
+    return {
+        f"{stem}_ever": ever,
+        f"{stem}_last_date": _days_before(ref, days_ago, ever),
+    }
+
+
 def _draw_facts(
     rng: np.random.Generator,
     t: Mapping[str, np.ndarray],
     ref: np.datetime64,
 ) -> dict[str, np.ndarray]:
-    """Labs without outcome effect, body size, pregnancy and exposure history."""
-    n = len(t["z"])
-    z, male, age = t["z"], t["male"], t["age_years"]
-    female = ~male
-    f: dict[str, np.ndarray] = {}
+    """Labs without outcome effect, body size, pregnancy and exposure history.
 
+    The steps run in a fixed order on one stream, so a seed gives the same draws.
+    """
+    f = _draw_body_and_creatinine(rng, t)
+    f |= _draw_immunoglobulins(rng, t)
+    f |= _draw_liver_enzymes(rng, len(t["z"]))
+    f |= _draw_urine_contamination(rng, t)
+    f |= _draw_pregnancy(rng, t)
+    f |= _draw_standard_of_care(rng, t, ref)
+    f |= _draw_treatment_history(rng, t, ref)
+    f |= _draw_b_cell_therapy(rng, len(t["z"]), ref)
+    f |= _draw_infection_and_immunity(rng, len(t["z"]), ref)
+    f |= _draw_substance_abuse(rng, len(t["z"]), ref)
+    f |= _draw_investigational_agents(rng, len(t["z"]), ref)
+    f |= _draw_live_vaccines(rng, t, ref)
+    return f
+
+
+def _draw_body_and_creatinine(
+    rng: np.random.Generator, t: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """Height (cm), weight (kg) and creatinine (µmol/L) by sex."""
+    n, male = len(t["z"]), t["male"]
     # Body size, correlated within sex (r ~ 0.45) [A].
     e_h = rng.standard_normal(n)
     e_w = 0.45 * e_h + np.sqrt(1 - 0.45**2) * rng.standard_normal(n)
-    f["height_cm"] = np.clip(np.where(male, 171.0, 160.0) + 6.0 * e_h, 140.0, 200.0)
-    f["weight_kg"] = np.clip(
+    height = np.clip(np.where(male, 171.0, 160.0) + 6.0 * e_h, 140.0, 200.0)
+    weight = np.clip(
         np.where(male, 68.0, 57.0) + np.where(male, 10.0, 9.0) * e_w, 35.0, 140.0
     )
-
     # Creatinine by sex, correlated with weight (r ~ 0.3) because both follow muscle
     # mass; without it Cockcroft-Gault puts 3.6 % below 60 mL/min instead of ~2 %.
     e_c = 0.3 * e_w + np.sqrt(1 - 0.3**2) * rng.standard_normal(n)
-    f["creatinine_umol_l"] = np.clip(
+    creatinine = np.clip(
         np.where(male, 78.0 + 16.0 * e_c, 62.0 + 14.0 * e_c), 30.0, 250.0
     )
+    return {"height_cm": height, "weight_kg": weight, "creatinine_umol_l": creatinine}
 
-    # IgG (Z-driven, truncated) with a 1 % deficient group; IgA with 0.3 % deficient.
-    igg = _truncnorm(rng, 13.4 + 1.5 * z, 4.5, 4.5, 45.0, n)
-    f["igg_g_l"] = np.where(_bern(rng, 0.01, n), rng.uniform(1.5, 4.0, n), igg)
-    iga = np.clip(np.exp(np.log(2.3) + rng.normal(0.0, 0.35, n)), 0.2, 10.0)
-    f["iga_g_l"] = np.where(_bern(rng, 0.003, n), rng.uniform(0.01, 0.09, n), iga)
 
-    # ALT/AST: correlated lognormals plus a 3 % group above 2x ULN.
+def _draw_immunoglobulins(
+    rng: np.random.Generator, t: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """IgG (Z-driven, truncated) with a 1 % deficient group; IgA with 0.3 % (g/L)."""
+    n = len(t["z"])
+    igg = _truncnorm(rng, 13.4 + 1.5 * t["z"], 4.5, 4.5, 45.0, n)
+    igg = np.where(_bern(rng, 0.01, n), rng.uniform(1.5, 4.0, n), igg)
+    iga = np.clip(_lognormal(rng, 2.3, 0.35, n), 0.2, 10.0)
+    iga = np.where(_bern(rng, 0.003, n), rng.uniform(0.01, 0.09, n), iga)
+    return {"igg_g_l": igg, "iga_g_l": iga}
+
+
+def _draw_liver_enzymes(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """ALT/AST (U/L): correlated lognormals plus a 3 % group above 2 × ULN."""
     shared = rng.standard_normal(n)
     alt = np.exp(np.log(22.0) + 0.35 * (0.84 * shared + 0.54 * rng.standard_normal(n)))
     ast = np.exp(np.log(24.0) + 0.35 * (0.84 * shared + 0.54 * rng.standard_normal(n)))
     liver = _bern(rng, 0.03, n)
     alt_high = ALT_ULN_U_L * rng.uniform(2.05, 6.0, n)
-    f["alt_u_l"] = np.clip(np.where(liver, alt_high, alt), 3.0, 5000.0)
-    f["ast_u_l"] = np.clip(
-        np.where(liver, alt_high * rng.uniform(0.5, 1.0, n), ast), 3.0, 5000.0
-    )
+    return {
+        "alt_u_l": np.clip(np.where(liver, alt_high, alt), 3.0, 5000.0),
+        "ast_u_l": np.clip(
+            np.where(liver, alt_high * rng.uniform(0.5, 1.0, n), ast), 3.0, 5000.0
+        ),
+    }
 
-    # Contaminated urine samples: menses (women < 50) and urinary infection.
-    menses = female & (age < 50.0) & _bern(rng, 0.05, n)
+
+def _draw_urine_contamination(
+    rng: np.random.Generator, t: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """Recorded urine counts (cells/hpf): renal cells plus menses or infection."""
+    n = len(t["z"])
+    menses = ~t["male"] & (t["age_years"] < 50.0) & _bern(rng, 0.05, n)
     uti = _bern(rng, 0.02, n)
-    f["urine_rbc_per_hpf"] = (
+    rbc = (
         t["renal_rbc_per_hpf"]
         + menses * (5 + rng.poisson(10.0, n))
         + uti * rng.poisson(5.0, n)
     )
-    f["urine_wbc_per_hpf"] = t["renal_wbc_per_hpf"] + uti * (5 + rng.poisson(10.0, n))
-    f["urine_rbc_with_menses_or_infection"] = menses | uti
-    f["urine_wbc_with_infection"] = uti
+    wbc = t["renal_wbc_per_hpf"] + uti * (5 + rng.poisson(10.0, n))
+    return {
+        "urine_rbc_per_hpf": rbc,
+        "urine_wbc_per_hpf": wbc,
+        "urine_rbc_with_menses_or_infection": menses | uti,
+        "urine_wbc_with_infection": uti,
+    }
 
-    # Pregnancy and lactation (women < 45 y).
-    fertile = female & (age < 45.0)
-    u = rng.random(n)
-    f["pregnant"] = fertile & (u < 0.015)
-    f["lactating"] = fertile & (u >= 0.015) & (u < 0.03)
 
-    # Standard-of-care details.
-    hcq = t["hydroxychloroquine_current"]
-    f["hydroxychloroquine_mg_day"] = np.where(
-        hcq, rng.choice([400.0, 200.0, 300.0], size=n, p=[0.60, 0.35, 0.05]), 0.0
+def _draw_pregnancy(
+    rng: np.random.Generator, t: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """Pregnancy and lactation, 1.5 % each of women < 45 y."""
+    fertile = ~t["male"] & (t["age_years"] < 45.0)
+    u = rng.random(len(t["z"]))
+    return {
+        "pregnant": fertile & (u < 0.015),
+        "lactating": fertile & (u >= 0.015) & (u < 0.03),
+    }
+
+
+#: Immunosuppressants and their shares among users [A].
+_IMMUNOSUPPRESSANTS: dict[str, float] = {
+    "mycophenolate": 0.35,
+    "azathioprine": 0.20,
+    "methotrexate": 0.15,
+    "tacrolimus": 0.12,
+    "ciclosporin": 0.08,
+    "leflunomide": 0.08,
+    "other": 0.02,
+}
+
+
+def _draw_standard_of_care(
+    rng: np.random.Generator, t: Mapping[str, np.ndarray], ref: np.datetime64
+) -> dict[str, np.ndarray]:
+    """HCQ dose (mg/d), immunosuppressant name and the date the regimen settled."""
+    n = len(t["z"])
+    hcq_dose = np.where(
+        t["hydroxychloroquine_current"],
+        rng.choice([400.0, 200.0, 300.0], size=n, p=[0.60, 0.35, 0.05]),
+        0.0,
     )
-    names = np.array(
-        [
-            "mycophenolate",
-            "azathioprine",
-            "methotrexate",
-            "tacrolimus",
-            "ciclosporin",
-            "leflunomide",
-            "other",
-        ],
-        dtype=object,
-    )
-    is_name = rng.choice(names, size=n, p=[0.35, 0.20, 0.15, 0.12, 0.08, 0.08, 0.02])
-    f["immunosuppressant_name"] = np.where(
-        t["immunosuppressant_current"], is_name, None
-    )
+    names = np.array(list(_IMMUNOSUPPRESSANTS), dtype=object)
+    name = rng.choice(names, size=n, p=list(_IMMUNOSUPPRESSANTS.values()))
     recent = _bern(rng, 0.10, n)
     stable_days = np.where(recent, rng.integers(1, 31, n), rng.integers(31, 721, n))
-    f["soc_regimen_stable_since"] = _days_before(
-        ref, stable_days.astype(np.float64), np.ones(n, dtype=bool)
-    )
+    return {
+        "hydroxychloroquine_mg_day": hcq_dose,
+        "immunosuppressant_name": np.where(t["immunosuppressant_current"], name, None),
+        "soc_regimen_stable_since": _days_before(
+            ref, stable_days.astype(np.float64), np.ones(n, dtype=bool)
+        ),
+    }
 
-    # Treatment history within the disease course.
+
+def _draw_treatment_history(
+    rng: np.random.Generator, t: Mapping[str, np.ndarray], ref: np.datetime64
+) -> dict[str, np.ndarray]:
+    """Pulse prednisone, IV cyclophosphamide and IVIG: ever, last date in the course."""
+    n = len(t["z"])
     course_days = np.maximum(t["disease_duration_years"] * DAYS_PER_YEAR, 30.0)
+    h: dict[str, np.ndarray] = {}
     for stem, share in (
         ("prednisone_over_100mg", 0.06),
         ("iv_cyclophosphamide", 0.05),
         ("ivig", 0.03),
     ):
         ever = _bern(rng, share, n)
-        f[f"{stem}_ever"] = ever
-        f[f"{stem}_last_date"] = _days_before(ref, rng.random(n) * course_days, ever)
+        h |= _exposure(stem, ever, rng.random(n) * course_days, ref)
+    return h
 
-    # B-cell therapy: agent, half-life and a date inside or beyond its wash-out.
+
+def _draw_b_cell_therapy(
+    rng: np.random.Generator, n: int, ref: np.datetime64
+) -> dict[str, np.ndarray]:
+    """B-cell therapy: agent, half-life (d) and a date inside or beyond its wash-out."""
     bcell = _bern(rng, 0.02, n)
     agents = np.array(["belimumab", "rituximab", "telitacicept", "other"], dtype=object)
     half_lives = np.array([19.4, 22.0, 11.0, 20.0])
@@ -701,59 +802,77 @@ def _draw_facts(
         rng.uniform(0.1, 1.0, n) * washout,
         washout * rng.uniform(1.05, 4.0, n),
     )
-    f["b_cell_therapy_ever"] = bcell
-    f["b_cell_therapy_agent"] = np.where(bcell, agents[k], None)
-    f["b_cell_therapy_half_life_days"] = np.where(bcell, half_lives[k], np.nan)
-    f["b_cell_therapy_last_date"] = _days_before(ref, days, bcell)
+    return {
+        "b_cell_therapy_ever": bcell,
+        "b_cell_therapy_agent": np.where(bcell, agents[k], None),
+        "b_cell_therapy_half_life_days": np.where(bcell, half_lives[k], np.nan),
+        "b_cell_therapy_last_date": _days_before(ref, days, bcell),
+    }
 
-    # Infection history and status.
-    f["chronic_infection_suppressive_therapy"] = _bern(rng, 0.01, n)
+
+def _draw_infection_and_immunity(
+    rng: np.random.Generator, n: int, ref: np.datetime64
+) -> dict[str, np.ndarray]:
+    """Infection history and status, HBV / HIV markers, immune conditions."""
+    s: dict[str, np.ndarray] = {
+        "chronic_infection_suppressive_therapy": _bern(rng, 0.01, n)
+    }
     for stem, share, mean_days in (
         ("infection_hospitalisation", 0.15, 700.0),
         ("parenteral_antiinfective", 0.25, 900.0),
     ):
         ever = _bern(rng, share, n)
-        f[f"{stem}_ever"] = ever
-        f[f"{stem}_last_date"] = _days_before(ref, rng.exponential(mean_days, n), ever)
+        s |= _exposure(stem, ever, rng.exponential(mean_days, n), ref)
     hbv = _bern(rng, 0.06, n)
-    f["hbcab_positive"] = hbv
-    f["hbsag_positive"] = hbv & _bern(rng, 0.40, n)
-    f["hiv_positive"] = _bern(rng, 0.001, n)
-    f["primary_immunodeficiency"] = _bern(rng, 0.002, n)
-    f["anaphylaxis_history"] = _bern(rng, 0.005, n)
+    s["hbcab_positive"] = hbv
+    s["hbsag_positive"] = hbv & _bern(rng, 0.40, n)
+    s["hiv_positive"] = _bern(rng, 0.001, n)
+    s["primary_immunodeficiency"] = _bern(rng, 0.002, n)
+    s["anaphylaxis_history"] = _bern(rng, 0.005, n)
+    return s
 
-    # Substance abuse: current implies ever, with a date in the last month.
-    sub_ever = _bern(rng, 0.015, n)
-    sub_current = sub_ever & _bern(rng, 0.2, n)
-    sub_days = np.where(sub_current, rng.uniform(1, 30, n), rng.uniform(30, 3650, n))
-    f["substance_abuse_ever"] = sub_ever
-    f["substance_abuse_current"] = sub_current
-    f["substance_abuse_last_date"] = _days_before(ref, sub_days, sub_ever)
 
-    # Investigational agents.
+def _draw_substance_abuse(
+    rng: np.random.Generator, n: int, ref: np.datetime64
+) -> dict[str, np.ndarray]:
+    """Substance abuse: current implies ever, with a date in the last month."""
+    ever = _bern(rng, 0.015, n)
+    current = ever & _bern(rng, 0.2, n)
+    days = np.where(current, rng.uniform(1, 30, n), rng.uniform(30, 3650, n))
+    return _exposure("substance_abuse", ever, days, ref) | {
+        "substance_abuse_current": current
+    }
+
+
+def _draw_investigational_agents(
+    rng: np.random.Generator, n: int, ref: np.datetime64
+) -> dict[str, np.ndarray]:
+    """Investigational biologic and non-biologic agents (half-life in days)."""
     bio = _bern(rng, 0.01, n)
-    f["investigational_biologic_ever"] = bio
-    f["investigational_biologic_last_date"] = _days_before(
-        ref, rng.uniform(14, 1500, n), bio
-    )
+    agents = _exposure("investigational_biologic", bio, rng.uniform(14, 1500, n), ref)
     nonbio = _bern(rng, 0.01, n)
-    f["investigational_nonbiologic_ever"] = nonbio
-    f["investigational_nonbiologic_half_life_days"] = np.where(
+    agents["investigational_nonbiologic_half_life_days"] = np.where(
         nonbio, np.round(rng.uniform(0.2, 20.0, n), 1), np.nan
     )
-    f["investigational_nonbiologic_last_date"] = _days_before(
-        ref, rng.uniform(7, 730, n), nonbio
+    return agents | _exposure(
+        "investigational_nonbiologic", nonbio, rng.uniform(7, 730, n), ref
     )
 
-    # Live vaccines: mostly childhood doses; 5 % had one in the last 2 years.
+
+def _draw_live_vaccines(
+    rng: np.random.Generator, t: Mapping[str, np.ndarray], ref: np.datetime64
+) -> dict[str, np.ndarray]:
+    """Live vaccines: mostly childhood doses; 5 % had one in the last 2 years."""
+    n = len(t["z"])
     vacc = _bern(rng, 0.90, n)
     adult = _bern(rng, 0.05, n)
-    childhood_days = (age - rng.uniform(1.0, 12.0, n)) * DAYS_PER_YEAR
-    f["live_vaccine_ever"] = vacc
-    f["live_vaccine_last_date"] = _days_before(
-        ref, np.where(adult, rng.uniform(1, 730, n), childhood_days), vacc
+    childhood_days = (t["age_years"] - rng.uniform(1.0, 12.0, n)) * DAYS_PER_YEAR
+    return _exposure(
+        "live_vaccine",
+        vacc,
+        np.where(adult, rng.uniform(1, 730, n), childhood_days),
+        ref,
     )
-    return f
 
 
 # --- stage 4: recording (noise, assay, missingness) -----------------------------------
@@ -847,6 +966,14 @@ def _record(
         if spec.kind in ("float", "int") and spec.ge is not None:
             rec[name] = np.clip(values.astype(np.float64), spec.ge, spec.le)
 
+    return _make_missing(rec, missing_rng)
+
+
+def _make_missing(
+    rec: dict[str, np.ndarray], missing_rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Values go missing (§8.6): None for flags, NaT for dates, NaN otherwise."""
+    n = len(rec["sex"])
     missing: dict[str, BoolArray] = {}
     for fields, p in _MISSING_GROUPS:
         gone = missing_rng.random(n) < p
@@ -873,90 +1000,6 @@ def _record(
     return rec
 
 
-# --- exclusion labels -----------------------------------------------------------------
-def _label_exclusions(
-    df: pd.DataFrame, ref: pd.Timestamp
-) -> tuple[BoolArray, NDArray[np.object_], NDArray[np.object_]]:
-    """The generator's reading of the trial exclusions on the recorded values."""
-
-    def flag(name: str) -> BoolArray:
-        return df[name].fillna(False).to_numpy(dtype=bool)
-
-    def num(name: str) -> FloatArray:
-        return df[name].astype("float64").to_numpy(na_value=np.nan)
-
-    def within(stem: str, days: ArrayLike) -> BoolArray:
-        last = df[f"{stem}_last_date"]
-        ago = (ref - last).dt.days.to_numpy(dtype=np.float64, na_value=np.nan)
-        return flag(f"{stem}_ever") & (ago <= np.asarray(days))
-
-    female = (df["sex"] == "female").to_numpy(dtype=bool)
-    crcl = (
-        (140.0 - num("age_years"))
-        * num("weight_kg")
-        / (0.81 * num("creatinine_umol_l"))
-        * np.where(female, 0.85, 1.0)
-    )
-    nonbio_window = np.maximum(
-        30.0, 5.0 * num("investigational_nonbiologic_half_life_days")
-    )
-    reasons: dict[str, BoolArray] = {
-        "kidney_biopsy": flag("kidney_biopsy_confirmed"),
-        "urine_rbc": (num("urine_rbc_per_hpf") > 5)
-        & ~flag("urine_rbc_with_menses_or_infection"),
-        "urine_wbc": (num("urine_wbc_per_hpf") > 5) & ~flag("urine_wbc_with_infection"),
-        "urine_casts": flag("urine_cellular_casts"),
-        "urine_protein": num("urine_protein_g_24h") > 0.5,
-        "severe_neuropsychiatric_lupus": flag("neuropsychiatric_lupus_active"),
-        "severe_cardiac_lupus": flag("cardiac_lupus_active"),
-        "pregnant_or_lactating": flag("pregnant") | flag("lactating"),
-        "b_cell_therapy": flag("b_cell_therapy_ever"),
-        "iv_cyclophosphamide_6m": within("iv_cyclophosphamide", 182),
-        "ivig_3m": within("ivig", 91),
-        "prednisone_over_100mg_3m": within("prednisone_over_100mg", 91),
-        "alt_ast_over_2x_uln": (num("alt_u_l") > 2 * num("alt_uln_u_l"))
-        | (num("ast_u_l") > 2 * num("ast_uln_u_l")),
-        "crcl_below_60": crcl < 60.0,
-        "primary_immunodeficiency": flag("primary_immunodeficiency"),
-        "igg_below_4": num("igg_g_l") < 4.0,
-        "iga_below_0.1": num("iga_g_l") < 0.1,
-        "chronic_infection_therapy": flag("chronic_infection_suppressive_therapy"),
-        "infection_hospitalisation_60d": within("infection_hospitalisation", 60),
-        "parenteral_antiinfective_60d": within("parenteral_antiinfective", 60),
-        "hepatitis_b": flag("hbsag_positive") | flag("hbcab_positive"),
-        "anaphylaxis": flag("anaphylaxis_history"),
-        "hiv": flag("hiv_positive"),
-        "substance_abuse": flag("substance_abuse_current")
-        | within("substance_abuse", 365),
-        "investigational_biologic_365d": within("investigational_biologic", 365),
-        "investigational_nonbiologic_washout": within(
-            "investigational_nonbiologic", nonbio_window
-        ),
-        "live_vaccine_30d": within("live_vaccine", 30),
-    }
-    stable_days = (ref - df["soc_regimen_stable_since"]).dt.days.to_numpy(
-        dtype=np.float64, na_value=np.nan
-    )
-    failures = {
-        "soc_unstable_30d": stable_days < 30,
-        "prednisone_over_40mg": num("prednisone_mg_day") > 40.0,
-    }
-    return (
-        np.any(list(reasons.values()), axis=0),
-        _join(reasons, len(df)),
-        _join(failures, len(df)),
-    )
-
-
-def _join(masks: Mapping[str, BoolArray], n: int) -> NDArray[np.object_]:
-    """Semicolon-join the names of the masks that are true in each row ("" if none)."""
-    out = np.full(n, "", dtype=object)
-    for name, mask in masks.items():
-        hit = np.asarray(mask, dtype=bool)
-        out[hit] = np.where(out[hit] == "", name, out[hit] + ";" + name)
-    return out
-
-
 # --- assembly -------------------------------------------------------------------------
 
 
@@ -976,12 +1019,50 @@ def _resolve_shift(shift: str | PopulationShift) -> PopulationShift:
         ) from None
 
 
+def _birth_dates(
+    age_years: FloatArray, ref: np.datetime64
+) -> tuple[np.ndarray, FloatArray]:
+    """Dates of birth and the ages (y) at ``ref`` they imply, so the two agree."""
+    # The day count is kept inside 18-75 y so rounding cannot make a 17.999-year-old.
+    age_days = np.clip(
+        np.round(age_years * DAYS_PER_YEAR),
+        np.ceil(18.0 * DAYS_PER_YEAR),
+        np.floor(75.0 * DAYS_PER_YEAR),
+    )
+    dob = ref - age_days.astype("int64").astype("timedelta64[D]")
+    return dob, (ref - dob).astype(np.float64) / DAYS_PER_YEAR
+
+
+def _patient_ids(seed: int, n: int) -> NDArray[np.object_]:
+    """``SYN-{seed}-000001`` …, zero-padded to at least six digits."""
+    width = max(6, len(str(n)))
+    return np.array(
+        [f"SYN-{seed}-{i:0{width}d}" for i in range(1, n + 1)], dtype=object
+    )
+
+
+def _record_table(rec: Mapping[str, np.ndarray], n: int) -> pd.DataFrame:
+    """Every ``PatientRecord`` field as a column of its schema dtype."""
+    columns: dict[str, pd.Series] = {}
+    for name, spec in field_specs().items():
+        dtype = PANDAS_DTYPES[spec.kind]
+        if name in _SETTLED_AT_VISIT:
+            columns[name] = pd.Series(pd.NA, index=range(n), dtype=dtype)
+        elif spec.kind == "int":
+            # Through nullable floats so that NaN becomes <NA>, not an error.
+            counts = np.round(rec[name].astype(np.float64))
+            columns[name] = pd.Series(counts).astype("Float64").astype(dtype)
+        else:
+            columns[name] = pd.Series(rec[name]).astype(dtype)
+    return pd.DataFrame(columns)
+
+
 def generate_cohort(
     n: int = 20_000,
     seed: int = 0,
     incidence: float = 0.10,
     shift: str | PopulationShift = "none",
-    reference_date: date = date(2026, 12, 1),
+    reference_date: date = REFERENCE_DATE,
     measurement_noise: bool = True,
     small_terms: bool = False,
 ) -> pd.DataFrame:
@@ -1002,10 +1083,10 @@ def generate_cohort(
     Returns:
         One row per patient: every ``PatientRecord`` field (schema dtypes), then
         ``ln_within_2y`` (Int64 0/1), ``true_risk_2y`` (float, 0–1) and annotations
-        ``dgp_latent_activity`` (Z), ``dgp_linear_predictor`` (logit of the true risk),
-        ``dgp_excluded`` (bool), ``dgp_exclusion_reasons`` and
-        ``dgp_inclusion_failures`` (semicolon-separated, "" if none). ``df.attrs``
-        holds the seed, shift name, beta0 and incidence.
+        ``dgp_latent_activity`` (Z) and ``dgp_linear_predictor`` (logit of the true
+        risk). ``df.attrs`` holds the seed, shift name, beta0, incidence, small-terms
+        switch and reference date (ISO). No trial criterion is applied (see
+        :func:`synthetic.checks.exclusions_met`).
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
@@ -1023,41 +1104,13 @@ def generate_cohort(
     outcome = outcome_rng.random(n) < risk
     rec = _record(truth, facts, noise_rng, missing_rng, pop, measurement_noise)
 
-    # Date of birth first, then the age implied by it, so the two always agree; the
-    # day count is kept inside 18-75 y so rounding cannot make a 17.999-year-old.
-    age_days = np.clip(
-        np.round(truth["age_years"] * DAYS_PER_YEAR),
-        np.ceil(18.0 * DAYS_PER_YEAR),
-        np.floor(75.0 * DAYS_PER_YEAR),
-    )
-    dob = ref - age_days.astype("int64").astype("timedelta64[D]")
-    rec["date_of_birth"] = dob
-    rec["age_years"] = (ref - dob).astype(np.float64) / DAYS_PER_YEAR
-    width = max(6, len(str(n)))
-    rec["patient_id"] = np.array(
-        [f"SYN-{seed}-{i:0{width}d}" for i in range(1, n + 1)], dtype=object
-    )
-
-    columns: dict[str, pd.Series] = {}
-    for name, spec in field_specs().items():
-        dtype = PANDAS_DTYPES[spec.kind]
-        if name in _SETTLED_AT_VISIT:
-            columns[name] = pd.Series(pd.NA, index=range(n), dtype=dtype)
-        elif spec.kind == "int":
-            # Through nullable floats so that NaN becomes <NA>, not an error.
-            counts = np.round(rec[name].astype(np.float64))
-            columns[name] = pd.Series(counts).astype("Float64").astype(dtype)
-        else:
-            columns[name] = pd.Series(rec[name]).astype(dtype)
-    df = pd.DataFrame(columns)
+    rec["date_of_birth"], rec["age_years"] = _birth_dates(truth["age_years"], ref)
+    rec["patient_id"] = _patient_ids(seed, n)
+    df = _record_table(rec, n)
     df[OUTCOME_COLUMN] = pd.array(outcome.astype(np.int64), dtype="Int64")
     df[TRUE_RISK_COLUMN] = risk
-    excluded, reasons, failures = _label_exclusions(df, pd.Timestamp(reference_date))
     df[f"{SYNTHETIC_PREFIX}latent_activity"] = truth["z"]
     df[f"{SYNTHETIC_PREFIX}linear_predictor"] = lp
-    df[f"{SYNTHETIC_PREFIX}excluded"] = excluded
-    df[f"{SYNTHETIC_PREFIX}exclusion_reasons"] = pd.array(reasons, dtype="string")
-    df[f"{SYNTHETIC_PREFIX}inclusion_failures"] = pd.array(failures, dtype="string")
     df.attrs.update(
         {
             "dgp_seed": seed,
@@ -1065,6 +1118,7 @@ def generate_cohort(
             "dgp_beta0": beta0,
             "dgp_incidence_base": float(incidence),
             "dgp_small_terms": bool(small_terms),
+            "dgp_reference_date": str(ref),
         }
     )
     return df

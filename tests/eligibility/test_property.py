@@ -78,20 +78,6 @@ def test_deleting_any_single_field_never_makes_a_patient_eligible(
     assert checked > 5000
 
 
-def test_generator_exclusions_are_excluded_by_the_engine(cohort, criteria) -> None:
-    """Every patient the generator labels excluded is ineligible here too."""
-    df, records = cohort
-    for excluded, why, rec in zip(
-        df["dgp_excluded"], df["dgp_exclusion_reasons"], records, strict=True
-    ):
-        if not excluded:
-            continue
-        d = screen(
-            rec, risk=RISK, band=None, screening_date=SCREENING, criteria=criteria
-        )
-        assert d.status == "ineligible", (rec.patient_id, why, d.reasons)
-
-
 def test_missing_data_never_gives_eligible(cohort, criteria) -> None:
     _, records = cohort
     settled_at_visit = {"consent_signed", "contraception_agreed"}
