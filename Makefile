@@ -47,8 +47,13 @@ serve: setup ## Train on the synthetic cohort if no champion exists, import it, 
 	$(LNRISK) import-model
 	$(PY) -m bentoml serve serving.service:LNRiskService --host $(HOST) --port $(PORT)
 
-test: setup ## Run the whole test suite (unit, HTTP contract, real bentoml serve)
+test: setup ## Run the whole test suite (what CI runs: unit, HTTP, real servers, notebooks, browser)
 	$(PY) -m pytest
+
+check: setup ## The quick tier for a developer's inner loop: lint, import rules, fast tests
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m pytest -q -m "not slow and not integration"
 
 # MLflow 3's UI otherwise starts seven background workers for its GenAI features.
 ui: setup ## Open the MLflow UI on the same store (http://$(HOST):$(UI_PORT))
@@ -73,4 +78,4 @@ bench: setup /usr/bin/wrk ## Run the benchmarks (benchmarks/serving.py drives re
 clean: ## Remove the local stores (.lnrisk) — keeps .venv
 	rm -rf $(LNRISK_HOME)
 
-.PHONY: help setup serve test ui train lint build bench clean
+.PHONY: help setup serve test check ui train lint build bench clean

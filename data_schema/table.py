@@ -106,7 +106,9 @@ def cohort_schema() -> pa.DataFrameSchema:
         nullable=False,
         required=False,
     )
-    columns[f"{SYNTHETIC_PREFIX}.*"] = pa.Column(regex=True, required=False, nullable=True)
+    columns[f"{SYNTHETIC_PREFIX}.*"] = pa.Column(
+        regex=True, required=False, nullable=True
+    )
     return pa.DataFrameSchema(
         columns,
         unique=["patient_id"],

@@ -34,6 +34,7 @@ def cohort():
     return df, out
 
 
+@pytest.mark.slow
 def test_deleting_any_single_field_never_makes_a_patient_eligible(
     cohort, criteria
 ) -> None:

@@ -32,6 +32,7 @@ def cohort_features() -> tuple[np.ndarray, np.ndarray]:
     return X, cohort["ln_within_2y"].to_numpy()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "params", [{}, {"max_depth": 6, "eta": 0.3}, {"base_score": 0.0953333}]
 )
@@ -80,6 +81,7 @@ def test_unsupported_boosters_keep_scoring_with_xgboost() -> None:
     assert compile_booster(dart) is None
 
 
+@pytest.mark.slow
 def test_a_compiled_model_scores_like_the_booster(cohort_features) -> None:
     """Risk and band: compiled for a few rows, booster for many; same numbers."""
     X, y = cohort_features

@@ -48,6 +48,7 @@ def _body(record) -> dict:
     return record.model_dump(mode="json", exclude_none=True)
 
 
+@pytest.mark.slow
 def test_screen_equals_the_library_for_1000_patients(
     client: TestClient, patients, served_model
 ) -> None:
