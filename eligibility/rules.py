@@ -237,90 +237,97 @@ for _model in (AllNode, AnyNode, NotNode):
 # --- semantic checks against the patient record ---------------------------------------
 def check_node(node: Node) -> list[str]:
     """Problems of one rule tree against ``data_schema.field_specs()`` ([] if none)."""
-    specs = field_specs()
-    problems: list[str] = []
+    checker = _Checker()
+    checker.visit(node)
+    return checker.problems
 
-    def kind(name: str, wanted: tuple[str, ...], role: str) -> bool:
-        spec = specs.get(name)
+
+class _Checker:
+    """Walks a rule tree, collecting every problem (not only the first)."""
+
+    def __init__(self) -> None:
+        self.specs = field_specs()
+        self.problems: list[str] = []
+
+    def visit(self, n: Node) -> None:
+        match n:
+            case AllNode() | AnyNode():
+                for child in n.all_ if isinstance(n, AllNode) else n.any_:
+                    self.visit(child)
+            case NotNode():
+                self.visit(n.not_)
+            case IsTrueNode():
+                self.kind(n.is_true, ("bool",), "is_true")
+            case IsFalseNode():
+                self.kind(n.is_false, ("bool",), "is_false")
+            case WithinDaysNode():
+                self.window(n.within_days, "within_days")
+            case MoreThanDaysAgoNode():
+                self.window(n.more_than_days_ago, "more_than_days_ago")
+            case CompareNode():
+                self.compare(n)
+            case JudgmentNode() | RiskGateNode():
+                pass
+
+    def kind(self, name: str, wanted: tuple[str, ...], role: str) -> bool:
+        """The field exists and is of one of the ``wanted`` kinds."""
+        spec = self.specs.get(name)
         if spec is None:
-            problems.append(f"unknown field {name!r} ({role})")
+            self.problems.append(f"unknown field {name!r} ({role})")
             return False
         if spec.kind not in wanted:
-            problems.append(
+            self.problems.append(
                 f"field {name!r} is of kind {spec.kind!r}; {role} needs "
                 f"{' or '.join(wanted)}"
             )
             return False
         return True
 
-    def window(w: Window, role: str) -> None:
+    def window(self, w: Window, role: str) -> None:
         if w.exposure not in EXPOSURE_STEMS:
-            problems.append(
+            self.problems.append(
                 f"unknown exposure {w.exposure!r} ({role}); choose one of "
                 f"{', '.join(EXPOSURE_STEMS)}"
             )
         if w.half_life_field is not None:
-            kind(w.half_life_field, ("float", "int"), f"{role} half_life_field")
+            self.kind(w.half_life_field, ("float", "int"), f"{role} half_life_field")
 
-    def visit(n: Node) -> None:
-        match n:
-            case AllNode() | AnyNode():
-                for child in n.all_ if isinstance(n, AllNode) else n.any_:
-                    visit(child)
-            case NotNode():
-                visit(n.not_)
-            case IsTrueNode():
-                kind(n.is_true, ("bool",), "is_true")
-            case IsFalseNode():
-                kind(n.is_false, ("bool",), "is_false")
-            case WithinDaysNode():
-                window(n.within_days, "within_days")
-            case MoreThanDaysAgoNode():
-                window(n.more_than_days_ago, "more_than_days_ago")
-            case CompareNode():
-                check_compare(n)
-            case JudgmentNode() | RiskGateNode():
-                pass
-
-    def numeric_value(n: CompareNode) -> None:
+    def numeric_value(self, n: CompareNode) -> None:
         values = n.value if isinstance(n.value, list) else [n.value]
         if any(isinstance(v, bool) or not isinstance(v, int | float) for v in values):
-            problems.append(f"{n.subject} {n.op} needs a number, got {n.value!r}")
+            self.problems.append(f"{n.subject} {n.op} needs a number, got {n.value!r}")
 
-    def check_compare(n: CompareNode) -> None:
+    def compare(self, n: CompareNode) -> None:
         if n.derived is not None:
             if n.derived not in DERIVED:
-                problems.append(
+                self.problems.append(
                     f"unknown derived variable {n.derived!r}; choose one of "
                     f"{', '.join(DERIVED)}"
                 )
-            numeric_value(n)
-            return
-        if n.days_since is not None:
-            if kind(n.days_since, ("date",), "days_since"):
-                numeric_value(n)
-            return
-        assert n.field is not None
-        if n.op in ORDER_OPS:
-            if kind(n.field, ("float", "int"), f"operator {n.op!r}"):
-                numeric_value(n)
-            return
-        if not kind(n.field, ("float", "int", "category"), f"operator {n.op!r}"):
-            return
-        spec = specs[n.field]
-        if spec.kind == "category":
-            values = n.value if isinstance(n.value, list) else [n.value]
-            bad = [v for v in values if v not in spec.categories]
-            if bad:
-                problems.append(
-                    f"{n.field} has no categor{'y' if len(bad) == 1 else 'ies'} "
-                    f"{bad!r}; allowed {list(spec.categories)!r}"
-                )
-        else:
-            numeric_value(n)
+            self.numeric_value(n)
+        elif n.days_since is not None:
+            if self.kind(n.days_since, ("date",), "days_since"):
+                self.numeric_value(n)
+        elif n.op in ORDER_OPS:
+            if self.kind(str(n.field), ("float", "int"), f"operator {n.op!r}"):
+                self.numeric_value(n)
+        elif self.kind(
+            str(n.field), ("float", "int", "category"), f"operator {n.op!r}"
+        ):
+            self.category_or_number(n)
 
-    visit(node)
-    return problems
+    def category_or_number(self, n: CompareNode) -> None:
+        spec = self.specs[str(n.field)]
+        if spec.kind != "category":
+            self.numeric_value(n)
+            return
+        values = n.value if isinstance(n.value, list) else [n.value]
+        bad = [v for v in values if v not in spec.categories]
+        if bad:
+            self.problems.append(
+                f"{n.field} has no categor{'y' if len(bad) == 1 else 'ies'} "
+                f"{bad!r}; allowed {list(spec.categories)!r}"
+            )
 
 
 def referenced_fields(node: Node) -> set[str]:

@@ -363,8 +363,6 @@ def compare(
         SECTIONS,
         compare_page_url,
         compare_table,
-        format_delta,
-        format_value,
         resolve_run,
         run_artifact_url,
         run_of_alias,
@@ -397,11 +395,25 @@ def compare(
     table = compare_table(
         a, b, sections=section or SECTIONS, only_differences=only_diff
     )
-
     out = Console(width=None if sys.stdout.isatty() else 200)
     out.print(f"A = {name_a}: {a.label}")
     out.print(f"B = {name_b}: {b.label}")
-    for part in section or SECTIONS:
+    _print_comparison(out, table, section or SECTIONS)
+    url = compare_page_url(
+        ui_url, [a.run_id, b.run_id], [a.experiment_id, b.experiment_id]
+    )
+    out.print(f"MLflow UI (make ui): {url}", soft_wrap=True)
+    for side, run in (("A", a), ("B", b)):
+        if run.tags.get("run_kind") != "promotion":  # promotions log no report
+            report = run_artifact_url(ui_url, run.experiment_id, run.run_id)
+            out.print(f"evaluation report of {side}: {report}", soft_wrap=True)
+
+
+def _print_comparison(out: Console, table, sections) -> None:  # table: DataFrame
+    """One grid per section: key, A, B, Δ; rows that differ start with ``*``."""
+    from training.registry.compare import format_delta, format_value
+
+    for part in sections:
         rows = table[table["section"] == part]
         if rows.empty:
             continue
@@ -425,14 +437,6 @@ def compare(
         f"* = differs ({int(table['differs'].sum())} of {len(table)} rows); "
         "Δ = B − A for numbers"
     )
-    url = compare_page_url(
-        ui_url, [a.run_id, b.run_id], [a.experiment_id, b.experiment_id]
-    )
-    out.print(f"MLflow UI (make ui): {url}", soft_wrap=True)
-    for side, run in (("A", a), ("B", b)):
-        if run.tags.get("run_kind") != "promotion":  # promotions log no report
-            report = run_artifact_url(ui_url, run.experiment_id, run.run_id)
-            out.print(f"evaluation report of {side}: {report}", soft_wrap=True)
 
 
 @app.command()

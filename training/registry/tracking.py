@@ -387,6 +387,7 @@ def tracked_run(
     data: pd.DataFrame,
     source: str,
     log_data_as: tuple[str, str] | None = None,
+    data_digest: str | None = None,
     **extra_tags: Any,
 ) -> Iterator[TrackedRun]:
     """Open a run of ``kind`` with the common tags; yield its :class:`TrackedRun`.
@@ -399,6 +400,7 @@ def tracked_run(
         data: the table the run fitted or scored (its digest is tagged).
         source: where ``data`` came from (a path or ``synthetic://…``).
         log_data_as: (name, context) to log ``data`` as a run input, or None.
+        data_digest: ``data``'s digest when the caller already has it.
         **extra_tags: the kind's own tags.
     """
     configure()
@@ -406,7 +408,7 @@ def tracked_run(
     with mlflow.start_run(experiment_id=experiment_id, run_name=name) as run:
         tracked = TrackedRun(run.info.run_id, name, config)
         if log_data_as is None:
-            tracked.data_digest = dataset_digest(data, source=source)
+            tracked.data_digest = data_digest or dataset_digest(data, source=source)
         else:
             tracked.data_digest = tracked.log_dataset(
                 data, name=log_data_as[0], source=source, context=log_data_as[1]

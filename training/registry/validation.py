@@ -105,6 +105,7 @@ def evaluate_registered(
     with tracking.tracked_run(
         config,
         kind="external_validation",
+        data_digest=digest,
         name=f"evaluate-v{version.version}-on-{digest}",
         model_family=model.metadata.get("model_family", model.kind),
         data=cohort,
@@ -135,17 +136,19 @@ def recalibrate_registered(
     registration gate and becomes the challenger (or the champion if none exists).
 
     Raises:
-        training.registry.gate.RegistrationRefusedError: the recalibrated model failed
-            the registration gate (the run is logged; no version).
+        training.registry.gate.RegistrationRefusedError: the recalibrated model
+            failed the registration gate (the run is logged; no version).
     """
     tracking.configure()
     names = config.tracking
     model, version = tracking.load_registered(names.registered_model, ref)
     cohort = _load_validation_cohort(cohort_path)
     fit_part, eval_part = split_by_patient(cohort, 1 - fit_fraction, config.seed)
-    X_fit = frame_to_features(fit_part)
     new = recalibrate_model(
-        model, X_fit, fit_part[OUTCOME_COLUMN].to_numpy(int), method
+        model,
+        frame_to_features(fit_part),
+        fit_part[OUTCOME_COLUMN].to_numpy(int),
+        method,
     )
     new.metadata.update(
         {
@@ -164,6 +167,7 @@ def recalibrate_registered(
         model_family=model.metadata.get("model_family", model.kind),
         data=cohort,
         source=source,
+        data_digest=digest,
         recalibrated_from=version.version,
     ) as run:
         run.log_dataset(fit_part, name="recalibration", source=source, context="fit")
@@ -180,8 +184,9 @@ def recalibrate_registered(
         )
         run.metrics(after.metrics)
         run.metrics(before.metrics, prefix="before_")
-        new.metadata["run_id"] = run.run_id
-        new.metadata["held_out_metrics"] = held_out_metrics(after)
+        new.metadata.update(
+            {"run_id": run.run_id, "held_out_metrics": held_out_metrics(after)}
+        )
         registered = run.register_with_evidence(
             new,
             after,
