@@ -42,6 +42,9 @@ Immunosuppressant = Literal[
     "other",
 ]
 BCellAgent = Literal["rituximab", "belimumab", "telitacicept", "obinutuzumab", "other"]
+DiagnosisSource = Literal[
+    "kidney_biopsy", "clinical", "coded_diagnosis", "patient_reported"
+]
 
 # Field roles, recorded in json_schema_extra["role"]:
 #   "predictor"  - an input of the 2-year LN risk model (clinical.md §8.3)
@@ -243,6 +246,28 @@ class PatientRecord(BaseModel):
     kidney_biopsy_confirmed: StrictBool | None = _flag(
         "A kidney biopsy has ever confirmed lupus nephritis.", CRITERION
     )
+    lupus_nephritis_diagnosis_ever: StrictBool | None = _flag(
+        "Lupus nephritis has ever been diagnosed (by biopsy, clinically, or as a "
+        "coded diagnosis such as ICD-10-CM M32.14).",
+        CRITERION,
+    )
+    lupus_nephritis_diagnosis_date: date | None = _day(
+        "Date lupus nephritis was first diagnosed."
+    )
+    lupus_nephritis_diagnosis_source: DiagnosisSource | None = Field(
+        default=None,
+        description="What the lupus nephritis diagnosis rests on.",
+        json_schema_extra={"unit": "category", "role": CRITERION},
+    )
+    abnormal_urinalysis_ever: StrictBool | None = _flag(
+        "An earlier urinalysis ever showed kidney involvement: proteinuria "
+        "> 0.5 g/day, > 5 RBC or WBC/hpf without menses or infection, or cellular "
+        "casts.",
+        CRITERION,
+    )
+    abnormal_urinalysis_last_date: date | None = _day(
+        "Most recent earlier urinalysis showing kidney involvement."
+    )
     urine_protein_g_24h: StrictFloat | None = _num(
         "24-hour urine protein.", "g/24 h", 0, 30
     )
@@ -343,6 +368,17 @@ class PatientRecord(BaseModel):
         "First day of the current standard-of-care regimen at unchanged doses "
         "(prednisone, hydroxychloroquine, immunosuppressant)."
     )
+    prednisone_dose_unchanged_since: date | None = _day(
+        "First day of the current prednisone dose: the start, or the last dose change."
+    )
+    hydroxychloroquine_dose_unchanged_since: date | None = _day(
+        "First day of the current hydroxychloroquine dose: the start, or the last "
+        "dose change."
+    )
+    immunosuppressant_dose_unchanged_since: date | None = _day(
+        "First day of the current immunosuppressant dose: the start, or the last "
+        "dose change."
+    )
 
     # --- medication history with last-dose dates ------------------------------------
     prednisone_over_100mg_ever: StrictBool | None = _flag(
@@ -427,6 +463,7 @@ class PatientRecord(BaseModel):
 
 # Exposure pairs that follow the <stem>_ever / <stem>_last_date convention.
 _EXPOSURE_STEMS: tuple[str, ...] = (
+    "abnormal_urinalysis",
     "substance_abuse",
     "infection_hospitalisation",
     "parenteral_antiinfective",
@@ -439,15 +476,27 @@ _EXPOSURE_STEMS: tuple[str, ...] = (
     "live_vaccine",
 )
 EXPOSURE_STEMS = _EXPOSURE_STEMS
-_EXPOSURE_PAIRS = tuple((f"{s}_ever", f"{s}_last_date") for s in _EXPOSURE_STEMS)
+
+#: (flag, detail): the detail may be recorded only when the flag is not false.
+_DETAIL_OF_FLAG: tuple[tuple[str, str], ...] = (
+    *((f"{s}_ever", f"{s}_last_date") for s in _EXPOSURE_STEMS),
+    ("lupus_nephritis_diagnosis_ever", "lupus_nephritis_diagnosis_date"),
+    ("lupus_nephritis_diagnosis_ever", "lupus_nephritis_diagnosis_source"),
+    ("hydroxychloroquine_current", "hydroxychloroquine_dose_unchanged_since"),
+    ("immunosuppressant_current", "immunosuppressant_dose_unchanged_since"),
+)
 
 
 #: The fields the cross-field rules read.
-CONSISTENCY_FIELDS: tuple[str, ...] = (
-    "date_of_birth",
-    "age_years",
-    "disease_duration_years",
-    *(name for pair in _EXPOSURE_PAIRS for name in pair),
+CONSISTENCY_FIELDS: tuple[str, ...] = tuple(
+    dict.fromkeys(
+        (
+            "date_of_birth",
+            "age_years",
+            "disease_duration_years",
+            *(name for pair in _DETAIL_OF_FLAG for name in pair),
+        )
+    )
 )
 
 
@@ -485,13 +534,13 @@ def consistency_problems(
                         f"({duration} > {age})",
                     )
                 )
-    for ever, last in _EXPOSURE_PAIRS:
-        flags, dates = columns[ever], columns[last]
+    for flag, detail in _DETAIL_OF_FLAG:
+        flags, details = columns[flag], columns[detail]
         # flags are True/False/None (strict booleans)
-        if dates.count(None) == len(dates) or False not in flags:
+        if details.count(None) == len(details) or False not in flags:
             continue
-        for i, (e, d) in enumerate(zip(flags, dates, strict=True)):
-            if e is False and d is not None:
-                problems.append((i, f"{last}: given although {ever} is false"))
+        for i, (f, d) in enumerate(zip(flags, details, strict=True)):
+            if f is False and d is not None:
+                problems.append((i, f"{detail}: given although {flag} is false"))
     problems.sort(key=lambda p: p[0])
     return problems

@@ -46,6 +46,9 @@ class Criterion(BaseModel):
         note: how an ambiguous wording was read.
         settled_at_visit: a missing datum is settled at the screening visit (consent,
             contraception): it goes to ``to_confirm``, not ``needs_review``.
+        group: criteria that together define one condition share a group name, e.g.
+            ``kidney-involvement`` (each is one route to it); other code reads the
+            condition from the group, so it is defined once.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -56,6 +59,7 @@ class Criterion(BaseModel):
     rule: Node
     note: str | None = None
     settled_at_visit: bool = False
+    group: str | None = Field(default=None, pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
 
 class TrialCriteria(BaseModel):
@@ -90,6 +94,19 @@ class TrialCriteria(BaseModel):
     def program(self) -> Program:
         """The rule trees laid out for the evaluator, once per file."""
         return Program.of([c.rule for c in self.criteria])
+
+    def group(self, name: str) -> tuple[Criterion, ...]:
+        """The criteria of one group, in file order.
+
+        Raises:
+            KeyError: no criterion belongs to ``name``.
+        """
+        found = tuple(c for c in self.criteria if c.group == name)
+        if not found:
+            raise KeyError(
+                f"{self.source or self.trial_id}: no criteria in group {name!r}"
+            )
+        return found
 
     @property
     def by_id(self) -> dict[str, Criterion]:

@@ -950,6 +950,8 @@ def _record(
     rec["anti_dsdna_iu_ml"] = dsdna * dsdna_factor if measurement_noise else dsdna
 
     rec["acr_renal_disorder"] = np.zeros(n, dtype=bool)
+    rec.update(_kidney_history(rec))
+    rec.update(_dose_dates(rec))
     rec["sex"] = np.where(male, "male", "female").astype(object)
     rec["alt_uln_u_l"] = np.full(n, ALT_ULN_U_L)
     rec["ast_uln_u_l"] = np.full(n, AST_ULN_U_L)
@@ -967,6 +969,34 @@ def _record(
             rec[name] = np.clip(values.astype(np.float64), spec.ge, spec.le)
 
     return _make_missing(rec, missing_rng)
+
+
+def _kidney_history(rec: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Kidney history as a record holds it: a biopsy-confirmed LN is a diagnosis of
+    LN (its date not recorded); no earlier abnormal urinalysis is simulated."""
+    biopsy = rec["kidney_biopsy_confirmed"].astype(bool)
+    n = len(biopsy)
+    return {
+        "lupus_nephritis_diagnosis_ever": biopsy,
+        "lupus_nephritis_diagnosis_date": np.full(n, np.datetime64("NaT"), "M8[D]"),
+        "lupus_nephritis_diagnosis_source": np.where(biopsy, "kidney_biopsy", None),
+        "abnormal_urinalysis_ever": np.zeros(n, dtype=bool),
+        "abnormal_urinalysis_last_date": np.full(n, np.datetime64("NaT"), "M8[D]"),
+    }
+
+
+def _dose_dates(rec: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Each drug of the regimen at its dose since the regimen settled."""
+    since = rec["soc_regimen_stable_since"]
+    never = np.datetime64("NaT")
+    return {
+        f"{drug}_dose_unchanged_since": np.where(on.astype(bool), since, never)
+        for drug, on in (
+            ("prednisone", rec["prednisone_mg_day"] > 0),
+            ("hydroxychloroquine", rec["hydroxychloroquine_current"]),
+            ("immunosuppressant", rec["immunosuppressant_current"]),
+        )
+    }
 
 
 def _make_missing(
