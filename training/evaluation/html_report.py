@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
+from data_schema import SMALL_CELL
 from training.evaluation import metrics as m
 from training.evaluation.model_card import (
     PLOT_CAPTIONS,
@@ -484,7 +485,7 @@ def _calibration_html(report: Mapping[str, Any]) -> str:
 
 def _subgroups_html(report: Mapping[str, Any]) -> str:
     settings = report.get("settings") or {}
-    min_cell = int(settings.get("min_cell", 10))
+    min_cell = int(settings.get("min_cell", SMALL_CELL))
     gate = float(settings["threshold"])
     header, rows = subgroup_table(report, min_cell, gate)
     return (

@@ -25,7 +25,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from data_schema import feature_description, field_specs, model_features
+from data_schema import SMALL_CELL, feature_description, field_specs, model_features
 
 TRIAL = "NCT05585671"
 SECTION_HEADINGS: tuple[str, ...] = (
@@ -447,7 +447,7 @@ def _gate(ctx: ModelCardContext) -> float:
 
 
 def _min_cell(ctx: ModelCardContext) -> int:
-    return int((ctx.report.get("settings") or {}).get("min_cell", 10))
+    return int((ctx.report.get("settings") or {}).get("min_cell", SMALL_CELL))
 
 
 def _title(ctx: ModelCardContext) -> str:

@@ -45,6 +45,7 @@ import numpy as np
 from fairlearn.metrics import MetricFrame
 from numpy.typing import ArrayLike
 
+from data_schema import SMALL_CELL
 from training.evaluation import metrics as m
 
 SECTIONS: tuple[str, ...] = (
@@ -303,7 +304,7 @@ def subgroup_table(
     sex: ArrayLike,
     age_years: ArrayLike,
     threshold: float,
-    min_cell: int = 10,
+    min_cell: int = SMALL_CELL,
 ) -> list[dict[str, Any]]:
     """Performance by sex (female, male) and age band, with small-cell suppression.
 
@@ -470,7 +471,7 @@ def build_report(
     band_high: ArrayLike | None = None,
     threshold: float,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-    min_cell: int = 10,
+    min_cell: int = SMALL_CELL,
 ) -> dict[str, Any]:
     """The full evaluation report with fixed sections (see the module docstring).
 
