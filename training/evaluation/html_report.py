@@ -66,22 +66,9 @@ PLOT_ORDER: tuple[str, ...] = (
 )
 
 # (label, key in the report's summary, "pct" or "num", interval method)
-_HEADLINE: tuple[tuple[str, str, str, str], ...] = (
-    ("AUROC (C-statistic)", "auroc", "num", "DeLong"),
-    ("AUPRC (average precision)", "auprc", "num", "bootstrap"),
-    ("Brier score", "brier", "num", "bootstrap"),
-    ("Scaled Brier score", "brier_scaled", "num", "bootstrap"),
-    ("Observed 2-year LN rate", "prevalence", "pct", "Wilson"),
-    ("Mean predicted 2-year risk", "mean_predicted", "pct", "bootstrap"),
-    ("Calibration intercept (log-odds)", "cal_intercept", "num", "bootstrap"),
-    ("Calibration slope", "cal_slope", "num", "bootstrap"),
-    ("ICI (probability)", "ici", "num", "none"),
-    ("Sensitivity at the gate", "sens_at_gate", "pct", "Wilson"),
-    ("Specificity at the gate", "spec_at_gate", "pct", "Wilson"),
-    ("PPV at the gate", "ppv_at_gate", "pct", "Wilson"),
-    ("NPV at the gate", "npv_at_gate", "pct", "Wilson"),
-    ("Share above the gate", "share_above_gate", "pct", "Wilson"),
-    ("Net benefit at the gate", "nb_at_gate", "num", "bootstrap"),
+_HEADLINE: tuple[tuple[str, str, str, str], ...] = tuple(
+    (spec.label, spec.key, spec.fmt, spec.interval)
+    for spec in m.metric_view("headline")
 )
 
 # Tags shown in the "Run" section, in this order (registry.tracking.RUN_TAG_KEYS

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from data_schema import SMALL_CELL, feature_description, field_specs, model_features
+from training.evaluation.metrics import metric_view
 
 TRIAL = "NCT05585671"
 SECTION_HEADINGS: tuple[str, ...] = (
@@ -277,15 +278,13 @@ def threshold_table(report: Mapping[str, Any]) -> tuple[list[str], list[list[str
     return header, rows
 
 
-_SUBGROUP_METRICS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
-    ("auroc", "AUROC", fmt_num),
-    ("brier", "Brier", fmt_num),
-    ("citl", "CITL", fmt_num),
-    ("mean_predicted", "Mean predicted", fmt_pct),
-    ("observed_rate", "Observed", fmt_pct),
-    ("n_above_gate", "n > {gate:g}", fmt_count),
-    ("sensitivity_at_gate", "Sensitivity at {gate:g}", fmt_pct),
-    ("ppv_at_gate", "PPV at {gate:g}", fmt_pct),
+_FORMATS: dict[str, Callable[[Any], str]] = {
+    "num": fmt_num,
+    "pct": fmt_pct,
+    "count": fmt_count,
+}
+_SUBGROUP_METRICS: tuple[tuple[str, str, Callable[[Any], str]], ...] = tuple(
+    (spec.row_key, spec.column, _FORMATS[spec.fmt]) for spec in metric_view("subgroup")
 )
 
 

@@ -88,15 +88,8 @@ SEX_GROUPS: tuple[str, ...] = ("female", "male")
 AGE_BANDS: tuple[str, ...] = ("18-29", "30-44", "45+", "unknown")
 """Age bands in years: [.., 30), [30, 45), [45, ..), and missing age."""
 
-SUBGROUP_METRICS: tuple[str, ...] = (
-    "auroc",
-    "brier",
-    "citl",
-    "mean_predicted",
-    "observed_rate",
-    "n_above_gate",
-    "sensitivity_at_gate",
-    "ppv_at_gate",
+SUBGROUP_METRICS: tuple[str, ...] = tuple(
+    spec.row_key for spec in m.metric_view("subgroup")
 )
 """Metrics of each subgroup row, besides its counts n and events."""
 
@@ -372,6 +365,11 @@ def _threshold_row(y: np.ndarray, p: np.ndarray, t: float) -> dict[str, Any]:
     return row
 
 
+def _summary_part(summary: Mapping[str, Any], section: str) -> dict[str, Any]:
+    """The summary metrics a section repeats (:func:`.metrics.section_keys`)."""
+    return {key: summary[key] for key in m.section_keys(section)}
+
+
 def _distribution(p: np.ndarray, threshold: float) -> dict[str, Any]:
     counts, _ = np.histogram(p, bins=np.asarray(HISTOGRAM_EDGES))
     n_above = int(np.sum(p > threshold))
@@ -560,32 +558,14 @@ def _build_report(
             "band_rule": "band_low <= threshold < band_high",
         },
         "summary": summary,
-        "discrimination": {
-            k: summary[k] for k in ("auroc", "auroc_ci_low", "auroc_ci_high", "auprc")
-        }
+        "discrimination": _summary_part(summary, "discrimination")
         | {"ci_method": "DeLong", "ci_level": 0.95},
-        "calibration": {
-            k: summary[k]
-            for k in (
-                "brier",
-                "brier_scaled",
-                "citl",
-                "oe_ratio",
-                "cal_intercept",
-                "cal_slope",
-                "ici",
-                "e50",
-                "e90",
-            )
-        }
+        "calibration": _summary_part(summary, "calibration")
         | {"curve": _records(curve)},
         "threshold_table": [_threshold_row(y_arr, p_arr, x) for x in table_thresholds],
-        "clinical_utility": {
-            "threshold": t,
-            "nb_at_gate": summary["nb_at_gate"],
-            "nb_treat_all_at_gate": summary["nb_treat_all_at_gate"],
-            "decision_curve": _records(dc),
-        },
+        "clinical_utility": {"threshold": t}
+        | _summary_part(summary, "clinical_utility")
+        | {"decision_curve": _records(dc)},
         "subgroups": subgroup_table(
             y_arr, p_arr, sex=sex, age_years=age_years, threshold=t, min_cell=min_cell
         ),
