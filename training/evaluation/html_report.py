@@ -4,11 +4,8 @@
 dict of :func:`.report.build_report`, the PNG plots of
 :func:`.plots.save_all_plots` and the model card of
 :func:`.model_card.render_model_card` — under fixed headings
-(:data:`REPORT_SECTIONS`), so the reports of two runs read side by side. It adds
-only confidence intervals: Wilson intervals for the proportions at the gate and
-percentile-bootstrap intervals for the scores that have no closed form here
-(:func:`headline_table`), and the count of patients whose uncertainty band straddles
-the gate (:func:`gate_summary`).
+(:data:`REPORT_SECTIONS`), so the reports of two runs read side by side. Every
+number it shows is in the report, intervals included; it computes none.
 
 The page has inline CSS and the plots as base64 ``data:`` URIs: no script, no
 external ``src`` or ``href``, so it opens offline from the MLflow artifact view or
@@ -22,14 +19,11 @@ import base64
 import html
 import math
 import re
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from numpy.typing import ArrayLike
 
 from data_schema import SMALL_CELL
 from training.evaluation import metrics as m
@@ -41,9 +35,6 @@ from training.evaluation.model_card import (
     subgroup_table,
     threshold_table,
 )
-
-BOOTSTRAPS = 200
-"""Resamples behind each bootstrap interval (about 1 s at 5,000 patients)."""
 
 REPORT_SECTIONS: tuple[str, ...] = (
     "Run",
@@ -63,12 +54,6 @@ PLOT_ORDER: tuple[str, ...] = (
     "decision_curve",
     "risk_histogram",
     "feature_importance",
-)
-
-# (label, key in the report's summary, "pct" or "num", interval method)
-_HEADLINE: tuple[tuple[str, str, str, str], ...] = tuple(
-    (spec.label, spec.key, spec.fmt, spec.interval)
-    for spec in m.metric_view("headline")
 )
 
 # Tags shown in the "Run" section, in this order (registry.tracking.RUN_TAG_KEYS
@@ -91,239 +76,47 @@ _DETAIL_TAGS: tuple[tuple[str, str], ...] = (
 # ── numbers ──────────────────────────────────────────────────────────────────
 
 
-def _gate_row(report: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    gate = float(report["settings"]["threshold"])
-    return next(
-        (
-            r
-            for r in report.get("threshold_table") or []
-            if math.isclose(float(r["threshold"]), gate)
-        ),
-        None,
-    )
+def _float(value: Any) -> float:
+    return math.nan if value is None else float(value)
 
 
-def _wilson_counts(report: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
-    """(successes, trials) behind each proportion with a Wilson interval."""
-    summary = report.get("summary") or {}
-    row = _gate_row(report)
-    out: dict[str, tuple[float, float]] = {}
-    if summary.get("n") is not None and summary.get("events") is not None:
-        out["prevalence"] = (summary["events"], summary["n"])
-    if row is not None:
-        tp, fp, tn, fn = (float(row[k]) for k in ("tp", "fp", "tn", "fn"))
-        out |= {
-            "sens_at_gate": (tp, tp + fn),
-            "spec_at_gate": (tn, tn + fp),
-            "ppv_at_gate": (tp, tp + fp),
-            "npv_at_gate": (tn, tn + fn),
-            "share_above_gate": (tp + fp, tp + fp + tn + fn),
-        }
-    return out
-
-
-BOOTSTRAP_KEYS: tuple[str, ...] = (
-    "auprc",
-    "brier",
-    "brier_scaled",
-    "mean_predicted",
-    "cal_intercept",
-    "cal_slope",
-    "nb_at_gate",
-)
-"""Scores given a percentile-bootstrap interval by :func:`bootstrap_intervals`."""
-
-
-def _resample_stats(y: np.ndarray, p: np.ndarray, threshold: float) -> list[float]:
-    intercept, slope = m.calibration_slope(y, p)
-    return [
-        m.auprc(y, p),
-        m.brier(y, p),
-        m.brier_scaled(y, p),
-        float(p.mean()),
-        intercept,
-        slope,
-        m.net_benefit(y, p, threshold),
-    ]
-
-
-def bootstrap_intervals(
-    y: ArrayLike,
-    p: ArrayLike,
-    *,
-    threshold: float,
-    n_boot: int = BOOTSTRAPS,
-    seed: int = 0,
-    level: float = 0.95,
-) -> dict[str, tuple[float, float]]:
-    """Percentile-bootstrap intervals of the scores without a closed-form interval.
-
-    Patients are resampled with replacement; a resample with one outcome class
-    only is skipped, and one where a score is undefined (NaN, e.g. a calibration
-    slope that does not converge) is left out of that score's interval.
-
-    Args:
-        y: observed outcomes, 0/1.
-        p: predicted 2-year risks in [0, 1].
-        threshold: the gate of the net benefit.
-        n_boot: resamples.
-        seed: seed of the resampling.
-        level: confidence level.
-
-    Returns:
-        key → (low, high) for each of :data:`BOOTSTRAP_KEYS`; (NaN, NaN) when no
-        resample gave a value.
-    """
-    y_arr = np.asarray(y, dtype=float)
-    p_arr = np.asarray(p, dtype=float)
-    rng = np.random.default_rng(seed)
-    draws = []
-    with warnings.catch_warnings():
-        # A resample whose calibration slope does not converge gives NaN (with a
-        # RuntimeWarning); NaN draws are left out of the interval below.
-        warnings.simplefilter("ignore", RuntimeWarning)
-        for _ in range(n_boot):
-            idx = rng.integers(0, len(y_arr), len(y_arr))
-            yb = y_arr[idx]
-            if yb.min() == yb.max():
-                continue
-            try:
-                draws.append(_resample_stats(yb, p_arr[idx], threshold))
-            except (ValueError, FloatingPointError):
-                continue
-    table = np.asarray(draws, dtype=float).reshape(-1, len(BOOTSTRAP_KEYS))
-    alpha = (1.0 - level) / 2.0
-    out = {}
-    for key, column in zip(BOOTSTRAP_KEYS, table.T, strict=True):
-        values = column[np.isfinite(column)]
-        out[key] = (
-            (float(np.quantile(values, alpha)), float(np.quantile(values, 1 - alpha)))
-            if values.size
-            else (math.nan, math.nan)
-        )
-    return out
-
-
-def headline_table(
-    report: Mapping[str, Any],
-    y: ArrayLike | None = None,
-    p: ArrayLike | None = None,
-    *,
-    n_boot: int = BOOTSTRAPS,
-    seed: int = 0,
-    level: float = 0.95,
-) -> pd.DataFrame:
+def headline_table(report: Mapping[str, Any]) -> pd.DataFrame:
     """The headline metrics of a report with a 95 % interval each.
 
-    AUROC: the report's DeLong interval. Proportions (observed rate, sensitivity,
-    specificity, PPV, NPV and share above the gate): Wilson intervals from the
-    report's counts. Scores (AUPRC, Brier, calibration intercept and slope, mean
-    predicted risk, net benefit): percentile bootstrap of (y, p) when given, else
-    none. ICI has no interval here; the calibration plot's band shows its spread.
+    The rows are the ``headline`` view of :data:`.metrics.METRICS`; the intervals
+    are the report's ``intervals`` section (:mod:`.intervals`): DeLong for AUROC,
+    Wilson for the proportions, percentile bootstrap for the other scores, none
+    for ICI. A report without that section (or without bootstrap resamples) gives
+    those rows no interval.
 
     Args:
         report: from :func:`.report.build_report` (or its JSON).
-        y: the observed outcomes the report was built from.
-        p: the predicted risks the report was built from.
-        n_boot: bootstrap resamples.
-        seed: seed of the bootstrap.
-        level: confidence level of the Wilson and bootstrap intervals.
 
     Returns:
         One row per measure: measure, key, value, ci_low, ci_high, ci_method,
         format ("pct" for proportions, "num" otherwise). Missing values are NaN.
     """
     summary = report.get("summary") or {}
-    gate = float(report["settings"]["threshold"])
-    counts = _wilson_counts(report)
-    boot: dict[str, tuple[float, float]] = {}
-    if y is not None and p is not None:
-        boot = bootstrap_intervals(
-            y, p, threshold=gate, n_boot=n_boot, seed=seed, level=level
-        )
+    gate = f"{float(report['settings']['threshold']):g}"
+    intervals = report.get("intervals") or {}
+    found = intervals.get("metrics") or {}
     rows = []
-    for label, key, fmt, method in _HEADLINE:
-        value = summary.get(key)
-        low = high = math.nan
-        if method == "DeLong":
-            disc = report.get("discrimination") or {}
-            low, high = disc.get("auroc_ci_low"), disc.get("auroc_ci_high")
-        elif method == "Wilson" and key in counts:
-            low, high = m.wilson_interval(*counts[key], level=level)
-        elif method == "bootstrap" and key in boot:
-            low, high = boot[key]
-        else:
-            method = "none"
+    for spec in m.metric_view("headline"):
+        entry = found.get(spec.key) or {}
+        method = entry.get("method", "none")
+        if method == "bootstrap":
+            method = f"bootstrap ({intervals['n_boot']})"
         rows.append(
             {
-                "measure": label.replace("the gate", f"{gate:g}"),
-                "key": key,
-                "value": math.nan if value is None else float(value),
-                "ci_low": math.nan if low is None else float(low),
-                "ci_high": math.nan if high is None else float(high),
-                "ci_method": method
-                if method != "bootstrap"
-                else f"bootstrap ({n_boot})",
-                "format": fmt,
+                "measure": spec.label.replace("the gate", gate),
+                "key": spec.key,
+                "value": _float(summary.get(spec.key)),
+                "ci_low": _float(entry.get("low")),
+                "ci_high": _float(entry.get("high")),
+                "ci_method": method,
+                "format": spec.fmt,
             }
         )
-    return pd.DataFrame(rows)
-
-
-def gate_summary(
-    p: ArrayLike,
-    band_low: ArrayLike | None = None,
-    band_high: ArrayLike | None = None,
-    *,
-    true_risk: ArrayLike | None = None,
-    threshold: float,
-) -> pd.DataFrame:
-    """Patients on each side of the gate, split by whether their band straddles it.
-
-    Above the gate is ``p > threshold``; a band straddles it when
-    ``band_low <= threshold < band_high`` (the rule of the report and the service,
-    whose straddling patients are flagged ``needs_review``).
-
-    Args:
-        p: predicted 2-year risks.
-        band_low: lower ends of the uncertainty bands, or None (no band).
-        band_high: upper ends of the uncertainty bands, or None.
-        true_risk: the true risks (synthetic data), to count who truly is above.
-        threshold: the gate.
-
-    Returns:
-        Rows "above the gate" / "at or below the gate", each split into "band
-        clear of the gate" and "band straddles the gate" when there is a band,
-        then a "total" row; columns group, n, share and, with ``true_risk``,
-        n_true_above (patients in the row whose true risk is above the gate).
-    """
-    p_arr = np.asarray(p, dtype=float)
-    above = p_arr > threshold
-    groups: list[tuple[str, np.ndarray]]
-    if band_low is None or band_high is None:
-        groups = [("above the gate", above), ("at or below the gate", ~above)]
-    else:
-        low = np.asarray(band_low, dtype=float)
-        high = np.asarray(band_high, dtype=float)
-        straddles = (low <= threshold) & (threshold < high)
-        groups = [
-            ("above the gate, band clear of the gate", above & ~straddles),
-            ("above the gate, band straddles the gate", above & straddles),
-            ("at or below the gate, band straddles the gate", ~above & straddles),
-            ("at or below the gate, band clear of the gate", ~above & ~straddles),
-        ]
-    groups.append(("total", np.ones_like(above)))
-    truth = None if true_risk is None else np.asarray(true_risk, float) > threshold
-    rows = []
-    for name, mask in groups:
-        row: dict[str, Any] = {
-            "group": name,
-            "n": int(mask.sum()),
-            "share": float(mask.mean()) if len(mask) else math.nan,
-        }
-        if truth is not None:
-            row["n_true_above"] = int((mask & truth).sum())
-        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -396,7 +189,7 @@ def _headline_html(table: pd.DataFrame) -> str:
     return _table(["Measure", "Value", "95% CI", "Interval"], rows)
 
 
-def _gate_html(report: Mapping[str, Any], gate_table: pd.DataFrame | None) -> str:
+def _gate_html(report: Mapping[str, Any]) -> str:
     gate = float(report["settings"]["threshold"])
     out = [
         f"<p>The trial admits a patient whose predicted 2-year risk is higher than "
@@ -416,14 +209,15 @@ def _gate_html(report: Mapping[str, Any], gate_table: pd.DataFrame | None) -> st
         f"{_esc(fmt_num(utility.get('nb_at_gate')))}, admit everyone "
         f"{_esc(fmt_num(utility.get('nb_treat_all_at_gate')))}, admit nobody 0.</p>"
     )
-    if gate_table is not None:
+    gate_table = report.get("gate_summary")
+    if gate_table:
         out.append("<h3>Who sits near the gate</h3>")
         out.append(
             "<p>A patient whose uncertainty band straddles the gate cannot be placed "
             "on one side of it with confidence: the service flags such patients "
             "for review instead of passing or rejecting them.</p>"
         )
-        has_truth = "n_true_above" in gate_table
+        has_truth = any(r["n_true_above"] is not None for r in gate_table)
         header = ["Patients", "n", "Share"]
         header += [f"Of them, true risk > {gate:g}"] if has_truth else []
         out.append(
@@ -432,7 +226,7 @@ def _gate_html(report: Mapping[str, Any], gate_table: pd.DataFrame | None) -> st
                 [
                     [r["group"], fmt_count(r["n"]), fmt_pct(r["share"])]
                     + ([fmt_count(r["n_true_above"])] if has_truth else [])
-                    for r in gate_table.to_dict("records")
+                    for r in gate_table
                 ],
             )
         )
@@ -532,40 +326,22 @@ def render_evaluation_report(
     title: str,
     details: Sequence[tuple[str, str]] = (),
     plots: Mapping[str, Path] | None = None,
-    y: ArrayLike | None = None,
-    p: ArrayLike | None = None,
-    band: tuple[ArrayLike, ArrayLike] | None = None,
-    true_risk: ArrayLike | None = None,
     model_card_html: str | None = None,
-    n_boot: int = BOOTSTRAPS,
 ) -> str:
     """One run's evaluation as a complete, self-contained HTML page.
 
     Args:
-        report: from :func:`.report.build_report`.
+        report: from :func:`.report.build_report`; every number shown is in it.
         title: the page title (h1).
         details: (label, value) rows of the "Run" section (:func:`run_details`).
-        plots: plot name (file stem: roc, calibration, ...) → PNG path.
-        y: observed outcomes behind the report (bootstrap intervals).
-        p: predicted risks behind the report (bootstrap intervals, gate counts).
-        band: (low, high) uncertainty band of each patient, if the model has one.
-        true_risk: the true risks, if known (synthetic data).
+        plots: plot name (file stem: roc, calibration, ...) → PNG path; a plot
+            whose file is missing is left out.
         model_card_html: the model card page of the model, embedded without plots.
-        n_boot: bootstrap resamples.
 
     Returns:
         The HTML text.
     """
     plots = plots or {}
-    gate_table = None
-    if p is not None:
-        gate_table = gate_summary(
-            p,
-            band[0] if band is not None else None,
-            band[1] if band is not None else None,
-            true_risk=true_risk,
-            threshold=float(report["settings"]["threshold"]),
-        )
     summary = report.get("summary") or {}
     sections = {
         "Run": (
@@ -580,8 +356,8 @@ def render_evaluation_report(
                 ],
             )
         ),
-        "Headline metrics": _headline_html(headline_table(report, y, p, n_boot=n_boot)),
-        "At the gate": _gate_html(report, gate_table),
+        "Headline metrics": _headline_html(headline_table(report)),
+        "At the gate": _gate_html(report),
         "Calibration": _calibration_html(report),
         "Plots": "\n".join(
             [
@@ -608,12 +384,8 @@ def render_evaluation_report(
 
 
 __all__ = [
-    "BOOTSTRAPS",
-    "BOOTSTRAP_KEYS",
     "REPORT_SECTIONS",
-    "bootstrap_intervals",
     "embed_model_card",
-    "gate_summary",
     "headline_table",
     "render_evaluation_report",
     "run_details",

@@ -25,6 +25,7 @@ from sklearn.metrics import roc_curve
 
 from data_schema import feature_description
 from training.evaluation import metrics as m
+from training.evaluation.intervals import bootstrap_draws, percentile_bounds
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -199,19 +200,16 @@ def calibration_band(
     y_arr = np.asarray(y, dtype=float)
     p_arr = np.asarray(p, dtype=float)
     g = np.asarray(grid, dtype=float)
-    rng = np.random.default_rng(seed)
-    boots = np.empty((n_boot, len(g)))
-    n = len(y_arr)
     curve = _smooth_on_grid(y_arr, p_arr, g)
-    for b in range(n_boot):
-        idx = rng.integers(0, n, n)
-        yb = y_arr[idx]
-        if yb.min() == yb.max():  # a resample with one class has no curve
-            boots[b] = np.nan
-            continue
-        boots[b] = _smooth_on_grid(yb, p_arr[idx], g)
-    alpha = (1.0 - level) / 2.0
-    low, high = np.nanquantile(boots, [alpha, 1.0 - alpha], axis=0)
+    draws = bootstrap_draws(
+        y_arr,
+        p_arr,
+        lambda yb, pb: _smooth_on_grid(yb, pb, g),
+        width=len(g),
+        n_boot=n_boot,
+        seed=seed,
+    )
+    low, high = percentile_bounds(draws, level)
     return curve, low, high
 
 
