@@ -93,6 +93,7 @@ VIEWS: dict[str, str] = {
     "calibration": "the calibration table of the model card",
     "oracle": "model against true risk in the HTML evaluation report",
     "card_oracle": "model against true risk in the model card",
+    "model_metadata": "held-out metrics a saved model carries in its metadata",
 }
 """The views built from :data:`METRICS`, each a selection in its own order."""
 
@@ -134,6 +135,7 @@ METRICS: tuple[MetricSpec, ...] = (
             "subgroup": 1,
             "oracle": 1,
             "card_oracle": 1,
+            "model_metadata": 1,
         },
     ),
     MetricSpec(
@@ -141,14 +143,14 @@ METRICS: tuple[MetricSpec, ...] = (
         "AUROC, lower 95 % DeLong bound",
         "num",
         section="discrimination",
-        views={"cli": 2, "family": 2},
+        views={"cli": 2, "family": 2, "model_metadata": 2},
     ),
     MetricSpec(
         "auroc_ci_high",
         "AUROC, upper 95 % DeLong bound",
         "num",
         section="discrimination",
-        views={"cli": 3, "family": 3},
+        views={"cli": 3, "family": 3, "model_metadata": 3},
     ),
     MetricSpec(
         "auprc",
@@ -175,6 +177,7 @@ METRICS: tuple[MetricSpec, ...] = (
             "calibration": 1,
             "oracle": 2,
             "card_oracle": 3,
+            "model_metadata": 6,
         },
     ),
     MetricSpec(
@@ -228,6 +231,7 @@ METRICS: tuple[MetricSpec, ...] = (
             "calibration": 6,
             "oracle": 3,
             "card_oracle": 4,
+            "model_metadata": 4,
         },
     ),
     MetricSpec(
@@ -244,6 +248,7 @@ METRICS: tuple[MetricSpec, ...] = (
             "calibration": 7,
             "oracle": 4,
             "card_oracle": 5,
+            "model_metadata": 5,
         },
     ),
     MetricSpec(
@@ -366,14 +371,7 @@ def section_keys(section: str) -> tuple[str, ...]:
 METRIC_KEYS: tuple[str, ...] = tuple(spec.key for spec in METRICS)
 """Keys of :func:`classification_report`, in order; the same in every run."""
 
-MODEL_CARD_METRICS: tuple[str, ...] = (
-    "auroc",
-    "auroc_ci_low",
-    "auroc_ci_high",
-    "cal_slope",
-    "ici",
-    "brier",
-)
+MODEL_CARD_METRICS: tuple[str, ...] = view_keys("model_metadata")
 """Held-out metrics a saved model carries in its own metadata (``held_out_metrics``),
 shown by the service's ``model_info``."""
 
