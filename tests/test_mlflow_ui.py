@@ -64,10 +64,9 @@ def _report(run_name: str) -> str:
         sex=np.full(400, "female"),
         age_years=rng.uniform(18, 70, 400),
         threshold=0.5,
+        n_boot=20,
     )
-    return render_evaluation_report(
-        report, title=f"Evaluation report: {run_name}", y=y, p=p, n_boot=20
-    )
+    return render_evaluation_report(report, title=f"Evaluation report: {run_name}")
 
 
 @pytest.fixture(scope="module")

@@ -23,22 +23,6 @@ app = typer.Typer(
 )
 console = Console(stderr=True)
 
-HEADLINE = (
-    "auroc",
-    "auroc_ci_low",
-    "auroc_ci_high",
-    "brier",
-    "citl",
-    "cal_intercept",
-    "cal_slope",
-    "ici",
-    "sens_at_gate",
-    "spec_at_gate",
-    "ppv_at_gate",
-    "npv_at_gate",
-    "n_above_gate",
-)
-
 
 def _fail(message: str, code: int = 2) -> None:
     console.print(f"[red]error:[/red] {message}")
@@ -191,7 +175,14 @@ def _refused(refusal) -> None:
 def _metrics_table(
     title: str, metrics: dict[str, float], before: dict[str, float] | None = None
 ) -> None:
-    """Model beside the true risk (oracle) when known, or before/after."""
+    """Model beside the true risk (oracle) when known, or before/after.
+
+    The rows are the ``cli`` view of :data:`training.evaluation.metrics.METRICS`.
+    """
+    # Imported here, like every heavy module of this CLI: metrics loads numpy,
+    # pandas and scikit-learn, and `lnrisk --help` should not wait for them.
+    from training.evaluation.metrics import view_keys
+
     table = Table(title=title)
     table.add_column("metric")
     if before is not None:
@@ -200,7 +191,7 @@ def _metrics_table(
     has_oracle = metrics.get("oracle_auroc") == metrics.get("oracle_auroc")  # not NaN
     if has_oracle and before is None:
         table.add_column("true risk (oracle)", justify="right")
-    for key in HEADLINE:
+    for key in view_keys("cli"):
         row = [key]
         if before is not None:
             row.append(f"{before[key]:.4g}")

@@ -4,6 +4,11 @@ Pure functions of ``y`` (observed 0/1 outcome) and ``p`` (predicted 2-year risk,
 a probability in [0, 1]). Nothing here plots, logs or touches MLflow; the tracking
 module logs :func:`classification_report`, whose keys are :data:`METRIC_KEYS`.
 
+:data:`METRICS` is the one table of the headline metrics: key, label, number format,
+interval method and the views each belongs to. Every list of metric names elsewhere
+(the CLI's table, the report's headline, the family comparison, the subgroup rows)
+is cut from it with :func:`metric_view`.
+
 The trial gate (NCT05585671) admits patients whose predicted risk is *higher than*
 50 %, so every threshold rule in this module classifies a patient as above the gate
 when ``p > threshold`` (strictly). A patient at exactly 0.5 is not above the gate.
@@ -19,7 +24,9 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -30,43 +37,341 @@ from threadpoolctl import threadpool_limits
 
 from riskmodel.maths import P_CLIP, expit, logit
 
-METRIC_KEYS: tuple[str, ...] = (
-    "n",
-    "events",
-    "prevalence",
-    "mean_predicted",
-    "auroc",
-    "auroc_ci_low",
-    "auroc_ci_high",
-    "auprc",
-    "brier",
-    "brier_scaled",
-    "citl",
-    "oe_ratio",
-    "cal_intercept",
-    "cal_slope",
-    "ici",
-    "e50",
-    "e90",
-    "sens_at_gate",
-    "spec_at_gate",
-    "ppv_at_gate",
-    "npv_at_gate",
-    "n_above_gate",
-    "share_above_gate",
-    "nb_at_gate",
-    "nb_treat_all_at_gate",
+Format = Literal["num", "pct", "count"]
+Interval = Literal["DeLong", "Wilson", "bootstrap", "none"]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One headline metric: its key, how a reader sees it, and where it is shown.
+
+    Attributes:
+        key: its name in :func:`classification_report`, the report's ``summary``
+            and MLflow (fixed: runs are compared by it).
+        name: what a reader calls it ("AUROC", "Sensitivity at the gate").
+        qualifier: what the full label adds in brackets ("C-statistic", "log-odds").
+        fmt: ``num`` (3 significant digits), ``pct`` (a proportion as a
+            percentage) or ``count``.
+        section: the report section that repeats it (``discrimination``,
+            ``calibration``, ``clinical_utility``), or "" for none.
+        interval: how the report gives it a 95 % interval: ``DeLong``, ``Wilson``
+            (a proportion of counts), ``bootstrap`` (percentile) or ``none``.
+        ideal: the value of a perfectly calibrated model, as the card shows it.
+        column: its header in the subgroup table, ``{gate:g}`` for the gate.
+        subgroup_key: its key in a subgroup row, where that differs from ``key``.
+        views: view → 1-based position of the metric in that view (see
+            :data:`VIEWS`).
+    """
+
+    key: str
+    name: str
+    fmt: Format
+    qualifier: str = ""
+    section: str = ""
+    interval: Interval = "none"
+    ideal: str = ""
+    column: str = ""
+    subgroup_key: str = ""
+    views: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """The full label: name, then the qualifier in brackets."""
+        return f"{self.name} ({self.qualifier})" if self.qualifier else self.name
+
+    @property
+    def row_key(self) -> str:
+        """Its key in a subgroup row."""
+        return self.subgroup_key or self.key
+
+
+VIEWS: dict[str, str] = {
+    "cli": "the metrics table ``lnrisk`` prints after a run",
+    "headline": "the headline table of the HTML evaluation report",
+    "family": "the candidate-family comparison table",
+    "subgroup": "the metrics of each subgroup row (sex, age band)",
+    "calibration": "the calibration table of the model card",
+    "oracle": "model against true risk in the HTML evaluation report",
+    "card_oracle": "model against true risk in the model card",
+    "model_metadata": "held-out metrics a saved model carries in its metadata",
+}
+"""The views built from :data:`METRICS`, each a selection in its own order."""
+
+# One row per metric of classification_report, in its key order. A view's
+# positions are explicit because views order metrics for their reader (the HTML
+# headline opens with discrimination, the subgroup table with the scores).
+METRICS: tuple[MetricSpec, ...] = (
+    MetricSpec("n", "Patients", "count"),
+    MetricSpec("events", "Events", "count"),
+    MetricSpec(
+        "prevalence",
+        "Observed 2-year LN rate",
+        "pct",
+        interval="Wilson",
+        column="Observed",
+        subgroup_key="observed_rate",
+        views={"headline": 5, "subgroup": 5},
+    ),
+    MetricSpec(
+        "mean_predicted",
+        "Mean predicted 2-year risk",
+        "pct",
+        interval="bootstrap",
+        column="Mean predicted",
+        views={"headline": 6, "subgroup": 4},
+    ),
+    MetricSpec(
+        "auroc",
+        "AUROC",
+        "num",
+        qualifier="C-statistic",
+        section="discrimination",
+        interval="DeLong",
+        column="AUROC",
+        views={
+            "cli": 1,
+            "headline": 1,
+            "family": 1,
+            "subgroup": 1,
+            "oracle": 1,
+            "card_oracle": 1,
+            "model_metadata": 1,
+        },
+    ),
+    MetricSpec(
+        "auroc_ci_low",
+        "AUROC, lower 95 % DeLong bound",
+        "num",
+        section="discrimination",
+        views={"cli": 2, "family": 2, "model_metadata": 2},
+    ),
+    MetricSpec(
+        "auroc_ci_high",
+        "AUROC, upper 95 % DeLong bound",
+        "num",
+        section="discrimination",
+        views={"cli": 3, "family": 3, "model_metadata": 3},
+    ),
+    MetricSpec(
+        "auprc",
+        "AUPRC",
+        "num",
+        qualifier="average precision",
+        section="discrimination",
+        interval="bootstrap",
+        views={"headline": 2, "family": 4, "card_oracle": 2},
+    ),
+    MetricSpec(
+        "brier",
+        "Brier score",
+        "num",
+        section="calibration",
+        interval="bootstrap",
+        ideal="0 (lower is better)",
+        column="Brier",
+        views={
+            "cli": 4,
+            "headline": 3,
+            "family": 5,
+            "subgroup": 2,
+            "calibration": 1,
+            "oracle": 2,
+            "card_oracle": 3,
+            "model_metadata": 6,
+        },
+    ),
+    MetricSpec(
+        "brier_scaled",
+        "Scaled Brier score",
+        "num",
+        section="calibration",
+        interval="bootstrap",
+        ideal="1",
+        views={"headline": 4, "family": 6, "calibration": 2},
+    ),
+    MetricSpec(
+        "citl",
+        "Calibration-in-the-large",
+        "num",
+        qualifier="log-odds",
+        section="calibration",
+        ideal="0",
+        column="CITL",
+        views={"cli": 5, "family": 7, "subgroup": 3, "calibration": 3},
+    ),
+    MetricSpec(
+        "oe_ratio",
+        "Observed/expected ratio",
+        "num",
+        section="calibration",
+        ideal="1",
+        views={"calibration": 4},
+    ),
+    MetricSpec(
+        "cal_intercept",
+        "Calibration intercept",
+        "num",
+        qualifier="log-odds",
+        section="calibration",
+        interval="bootstrap",
+        ideal="0",
+        views={"cli": 6, "headline": 7, "family": 8, "calibration": 5},
+    ),
+    MetricSpec(
+        "cal_slope",
+        "Calibration slope",
+        "num",
+        section="calibration",
+        interval="bootstrap",
+        ideal="1",
+        views={
+            "cli": 7,
+            "headline": 8,
+            "family": 9,
+            "calibration": 6,
+            "oracle": 3,
+            "card_oracle": 4,
+            "model_metadata": 4,
+        },
+    ),
+    MetricSpec(
+        "ici",
+        "ICI",
+        "num",
+        qualifier="probability",
+        section="calibration",
+        ideal="0",
+        views={
+            "cli": 8,
+            "headline": 9,
+            "family": 10,
+            "calibration": 7,
+            "oracle": 4,
+            "card_oracle": 5,
+            "model_metadata": 5,
+        },
+    ),
+    MetricSpec(
+        "e50",
+        "E50",
+        "num",
+        qualifier="probability",
+        section="calibration",
+        ideal="0",
+        views={"calibration": 8},
+    ),
+    MetricSpec(
+        "e90",
+        "E90",
+        "num",
+        qualifier="probability",
+        section="calibration",
+        ideal="0",
+        views={"calibration": 9},
+    ),
+    MetricSpec(
+        "sens_at_gate",
+        "Sensitivity at the gate",
+        "pct",
+        interval="Wilson",
+        column="Sensitivity at {gate:g}",
+        subgroup_key="sensitivity_at_gate",
+        views={
+            "cli": 9,
+            "headline": 10,
+            "family": 11,
+            "subgroup": 7,
+            "oracle": 5,
+            "card_oracle": 7,
+        },
+    ),
+    MetricSpec(
+        "spec_at_gate",
+        "Specificity at the gate",
+        "pct",
+        interval="Wilson",
+        views={"cli": 10, "headline": 11, "family": 12},
+    ),
+    MetricSpec(
+        "ppv_at_gate",
+        "PPV at the gate",
+        "pct",
+        interval="Wilson",
+        column="PPV at {gate:g}",
+        views={
+            "cli": 11,
+            "headline": 12,
+            "family": 13,
+            "subgroup": 8,
+            "oracle": 6,
+            "card_oracle": 8,
+        },
+    ),
+    MetricSpec(
+        "npv_at_gate",
+        "NPV at the gate",
+        "pct",
+        interval="Wilson",
+        views={"cli": 12, "headline": 13, "family": 14},
+    ),
+    MetricSpec(
+        "n_above_gate",
+        "Patients above the gate",
+        "count",
+        column="n > {gate:g}",
+        views={"cli": 13, "family": 15, "subgroup": 6},
+    ),
+    MetricSpec(
+        "share_above_gate",
+        "Share above the gate",
+        "pct",
+        interval="Wilson",
+        views={"headline": 14, "family": 16, "oracle": 7, "card_oracle": 9},
+    ),
+    MetricSpec(
+        "nb_at_gate",
+        "Net benefit at the gate",
+        "num",
+        section="clinical_utility",
+        interval="bootstrap",
+        views={"headline": 15, "family": 17, "oracle": 8, "card_oracle": 6},
+    ),
+    MetricSpec(
+        "nb_treat_all_at_gate",
+        "Net benefit of admitting everyone at the gate",
+        "num",
+        section="clinical_utility",
+    ),
 )
+"""The headline metrics, one row each: the one list every metric view is cut from."""
+
+
+def metric_view(view: str) -> tuple[MetricSpec, ...]:
+    """The metrics of one view (a key of :data:`VIEWS`), in the view's order.
+
+    Raises:
+        KeyError: an unknown view.
+    """
+    if view not in VIEWS:
+        raise KeyError(f"unknown metric view {view!r}; known: {sorted(VIEWS)}")
+    chosen = [spec for spec in METRICS if view in spec.views]
+    return tuple(sorted(chosen, key=lambda spec: spec.views[view]))
+
+
+def view_keys(view: str) -> tuple[str, ...]:
+    """The metric keys of one view, in the view's order."""
+    return tuple(spec.key for spec in metric_view(view))
+
+
+def section_keys(section: str) -> tuple[str, ...]:
+    """The metric keys a report section repeats from the summary, in key order."""
+    return tuple(spec.key for spec in METRICS if spec.section == section)
+
+
+METRIC_KEYS: tuple[str, ...] = tuple(spec.key for spec in METRICS)
 """Keys of :func:`classification_report`, in order; the same in every run."""
 
-MODEL_CARD_METRICS: tuple[str, ...] = (
-    "auroc",
-    "auroc_ci_low",
-    "auroc_ci_high",
-    "cal_slope",
-    "ici",
-    "brier",
-)
+MODEL_CARD_METRICS: tuple[str, ...] = view_keys("model_metadata")
 """Held-out metrics a saved model carries in its own metadata (``held_out_metrics``),
 shown by the service's ``model_info``."""
 

@@ -25,6 +25,7 @@ from sklearn.metrics import roc_curve
 
 from data_schema import feature_description
 from training.evaluation import metrics as m
+from training.evaluation.intervals import bootstrap_draws, percentile_bounds
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -199,20 +200,62 @@ def calibration_band(
     y_arr = np.asarray(y, dtype=float)
     p_arr = np.asarray(p, dtype=float)
     g = np.asarray(grid, dtype=float)
-    rng = np.random.default_rng(seed)
-    boots = np.empty((n_boot, len(g)))
-    n = len(y_arr)
     curve = _smooth_on_grid(y_arr, p_arr, g)
-    for b in range(n_boot):
-        idx = rng.integers(0, n, n)
-        yb = y_arr[idx]
-        if yb.min() == yb.max():  # a resample with one class has no curve
-            boots[b] = np.nan
-            continue
-        boots[b] = _smooth_on_grid(yb, p_arr[idx], g)
-    alpha = (1.0 - level) / 2.0
-    low, high = np.nanquantile(boots, [alpha, 1.0 - alpha], axis=0)
+    draws = bootstrap_draws(
+        y_arr,
+        p_arr,
+        lambda yb, pb: _smooth_on_grid(yb, pb, g),
+        width=len(g),
+        n_boot=n_boot,
+        seed=seed,
+    )
+    low, high = percentile_bounds(draws, level)
     return curve, low, high
+
+
+def _draw_deciles(ax: Any, bins: pd.DataFrame) -> None:
+    """Deciles of p as points with their Wilson 95 % intervals."""
+    # Wilson bounds of an observed 0 or 1 can sit 1e-17 on the wrong side of it,
+    # and matplotlib rejects negative error bars.
+    yerr = np.clip(
+        [bins["observed"] - bins["ci_low"], bins["ci_high"] - bins["observed"]],
+        0.0,
+        None,
+    )
+    ax.errorbar(
+        bins["mean_predicted"],
+        bins["observed"],
+        yerr=yerr,
+        fmt="o",
+        color="black",
+        markersize=4,
+        capsize=2,
+        linewidth=0.8,
+        label="Deciles of p (Wilson 95 % CI)",
+    )
+
+
+def _draw_true_risk_curve(ax: Any, y: np.ndarray, true_risk: np.ndarray) -> None:
+    """The true risk's own LOWESS calibration curve, where it has patients."""
+    t_lo, t_hi = np.quantile(true_risk, [0.005, 0.995])
+    t_grid = np.linspace(t_lo, t_hi, CALIBRATION_GRID)
+    ax.plot(
+        t_grid,
+        _smooth_on_grid(y, true_risk, t_grid),
+        color=_ORACLE,
+        linestyle="--",
+        label="True risk (oracle), LOWESS",
+    )
+
+
+def _draw_risk_rug(rug: Any, p: np.ndarray, threshold: float) -> None:
+    """The distribution of p under the calibration panel (log count axis)."""
+    rug.hist(p, bins=np.linspace(0, 1, 101), color=_MODEL, alpha=0.7)
+    rug.set_yscale("log")
+    _gate_line(rug, threshold, label=False)
+    rug.set_xlabel(RISK_AXIS)
+    rug.set_ylabel("Patients\n(log)")
+    rug.grid(alpha=0.3)
 
 
 def plot_calibration(
@@ -255,13 +298,6 @@ def plot_calibration(
         y_arr, p_arr, grid, n_boot=n_boot, seed=seed
     )
     bins = m.calibration_curve_table(y_arr, p_arr, n_bins=10)
-    # Wilson bounds of an observed 0 or 1 can sit 1e-17 on the wrong side of it,
-    # and matplotlib rejects negative error bars.
-    yerr = np.clip(
-        [bins["observed"] - bins["ci_low"], bins["ci_high"] - bins["observed"]],
-        0.0,
-        None,
-    )
     top = float(max(hi, bins["ci_high"].max(), threshold + 0.05)) * 1.05
     top = min(1.0, top)
 
@@ -279,28 +315,9 @@ def plot_calibration(
         label=f"95 % bootstrap band ({n_boot} resamples)",
     )
     ax.plot(grid, curve, color=_MODEL, label="Model, LOWESS")
-    ax.errorbar(
-        bins["mean_predicted"],
-        bins["observed"],
-        yerr=yerr,
-        fmt="o",
-        color="black",
-        markersize=4,
-        capsize=2,
-        linewidth=0.8,
-        label="Deciles of p (Wilson 95 % CI)",
-    )
+    _draw_deciles(ax, bins)
     if true_risk is not None:
-        t_arr = np.asarray(true_risk, dtype=float)
-        t_lo, t_hi = np.quantile(t_arr, [0.005, 0.995])
-        t_grid = np.linspace(t_lo, t_hi, CALIBRATION_GRID)
-        ax.plot(
-            t_grid,
-            _smooth_on_grid(y_arr, t_arr, t_grid),
-            color=_ORACLE,
-            linestyle="--",
-            label="True risk (oracle), LOWESS",
-        )
+        _draw_true_risk_curve(ax, y_arr, np.asarray(true_risk, dtype=float))
     _gate_line(ax, threshold)
     ax.set_xlim(0, top)
     ax.set_ylim(0, top)
@@ -308,13 +325,7 @@ def plot_calibration(
     ax.set_title("Calibration: predicted vs observed 2-year LN risk")
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(alpha=0.3)
-
-    rug.hist(p_arr, bins=np.linspace(0, 1, 101), color=_MODEL, alpha=0.7)
-    rug.set_yscale("log")
-    _gate_line(rug, threshold, label=False)
-    rug.set_xlabel(RISK_AXIS)
-    rug.set_ylabel("Patients\n(log)")
-    rug.grid(alpha=0.3)
+    _draw_risk_rug(rug, p_arr, threshold)
     fig.subplots_adjust(left=0.13, right=0.97, top=0.94, bottom=0.09)
     return _save(fig, out)
 

@@ -20,7 +20,14 @@ evaluation is the bar; clinical.md §7 lists the measures):
                             (synthetic cohorts only; None otherwise)
 ``uncertainty``             patients whose uncertainty band straddles the gate and the
                             band's coverage of the true risk (None without a band)
+``intervals``               a 95 % interval of each headline metric: DeLong, Wilson or
+                            percentile bootstrap (:mod:`.intervals`)
+``gate_summary``            patients on each side of the gate, split by whether their
+                            band straddles it, with how many truly are above it
 ==========================  ==========================================================
+
+The report holds every number the HTML evaluation report and the model card show,
+so rendering needs the report only, never the patients' outcomes and predictions.
 
 The report is plain JSON data: every undefined or non-finite number is ``None``
 (JSON ``null``), counts are ``int``, so ``json.dumps(report)`` works as is;
@@ -42,10 +49,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from fairlearn.metrics import MetricFrame
 from numpy.typing import ArrayLike
 
+from data_schema import SMALL_CELL
 from training.evaluation import metrics as m
+from training.evaluation.intervals import BOOTSTRAPS, interval_section
 
 SECTIONS: tuple[str, ...] = (
     "settings",
@@ -58,6 +68,8 @@ SECTIONS: tuple[str, ...] = (
     "prediction_distribution",
     "oracle",
     "uncertainty",
+    "intervals",
+    "gate_summary",
 )
 """Top-level keys of :func:`build_report`, always present, in order."""
 
@@ -68,6 +80,9 @@ DECISION_CURVE_THRESHOLDS: tuple[float, ...] = tuple(
     round(0.05 * k, 2) for k in range(1, 17)
 )
 """Threshold probabilities of the decision curve: 0.05 to 0.80 in steps of 0.05."""
+
+CALIBRATION_BINS = 10
+"""Bins (tenths of p) of the report's calibration table."""
 
 HISTOGRAM_EDGES: tuple[float, ...] = tuple(round(0.05 * k, 2) for k in range(21))
 """Fixed bin edges of the prediction histogram (0, 0.05, ..., 1.0; last bin closed)."""
@@ -87,15 +102,8 @@ SEX_GROUPS: tuple[str, ...] = ("female", "male")
 AGE_BANDS: tuple[str, ...] = ("18-29", "30-44", "45+", "unknown")
 """Age bands in years: [.., 30), [30, 45), [45, ..), and missing age."""
 
-SUBGROUP_METRICS: tuple[str, ...] = (
-    "auroc",
-    "brier",
-    "citl",
-    "mean_predicted",
-    "observed_rate",
-    "n_above_gate",
-    "sensitivity_at_gate",
-    "ppv_at_gate",
+SUBGROUP_METRICS: tuple[str, ...] = tuple(
+    spec.row_key for spec in m.metric_view("subgroup")
 )
 """Metrics of each subgroup row, besides its counts n and events."""
 
@@ -303,7 +311,7 @@ def subgroup_table(
     sex: ArrayLike,
     age_years: ArrayLike,
     threshold: float,
-    min_cell: int = 10,
+    min_cell: int = SMALL_CELL,
 ) -> list[dict[str, Any]]:
     """Performance by sex (female, male) and age band, with small-cell suppression.
 
@@ -427,6 +435,11 @@ def _oracle(
     return oracle
 
 
+def _straddles(low: np.ndarray, high: np.ndarray, threshold: float) -> np.ndarray:
+    """Whose band holds a risk on each side of the gate: low <= threshold < high."""
+    return (low <= threshold) & (threshold < high)
+
+
 def _uncertainty(
     low: np.ndarray,
     high: np.ndarray,
@@ -442,7 +455,7 @@ def _uncertainty(
     """
     if (low > high).any():
         raise ValueError("band_low must not exceed band_high")
-    straddle = (low <= threshold) & (threshold < high)
+    straddle = _straddles(low, high, threshold)
     out: dict[str, Any] = {
         "n_in_band": int(straddle.sum()),
         "share_in_band": float(straddle.mean()),
@@ -459,6 +472,140 @@ def _uncertainty(
     return out
 
 
+def _gate_rows(
+    p: np.ndarray,
+    band: tuple[np.ndarray, np.ndarray] | None,
+    truth: np.ndarray | None,
+    threshold: float,
+) -> list[dict[str, Any]]:
+    """The rows of :func:`gate_summary` as JSON data (the report's ``gate_summary``),
+    ``n_true_above`` None in every row when the true risk is unknown."""
+    above = p > threshold
+    groups: list[tuple[str, np.ndarray]]
+    if band is None:
+        groups = [("above the gate", above), ("at or below the gate", ~above)]
+    else:
+        straddles = _straddles(*band, threshold)
+        groups = [
+            ("above the gate, band clear of the gate", above & ~straddles),
+            ("above the gate, band straddles the gate", above & straddles),
+            ("at or below the gate, band straddles the gate", ~above & straddles),
+            ("at or below the gate, band clear of the gate", ~above & ~straddles),
+        ]
+    groups.append(("total", np.ones_like(above)))
+    true_high = None if truth is None else truth > threshold
+    rows = []
+    for name, mask in groups:
+        row: dict[str, Any] = {
+            "group": name,
+            "n": int(mask.sum()),
+            "share": float(mask.mean()) if len(mask) else None,
+            "n_true_above": None,
+        }
+        if true_high is not None:
+            row["n_true_above"] = int((mask & true_high).sum())
+        rows.append(row)
+    return rows
+
+
+def gate_summary(
+    p: ArrayLike,
+    band_low: ArrayLike | None = None,
+    band_high: ArrayLike | None = None,
+    *,
+    true_risk: ArrayLike | None = None,
+    threshold: float,
+) -> pd.DataFrame:
+    """Patients on each side of the gate, split by whether their band straddles it.
+
+    Above the gate is ``p > threshold``; a band straddles it when
+    ``band_low <= threshold < band_high`` (the rule of the report and the service,
+    whose straddling patients are flagged ``needs_review``).
+
+    Args:
+        p: predicted 2-year risks.
+        band_low: lower ends of the uncertainty bands, or None (no band).
+        band_high: upper ends of the uncertainty bands, or None.
+        true_risk: the true risks (synthetic data), to count who truly is above.
+        threshold: the gate.
+
+    Returns:
+        Rows "above the gate" / "at or below the gate", each split into "band
+        clear of the gate" and "band straddles the gate" when there is a band,
+        then a "total" row; columns group, n, share and, with ``true_risk``,
+        n_true_above (patients in the row whose true risk is above the gate).
+    """
+    band = None
+    if band_low is not None and band_high is not None:
+        band = (np.asarray(band_low, dtype=float), np.asarray(band_high, dtype=float))
+    truth = None if true_risk is None else np.asarray(true_risk, dtype=float)
+    table = pd.DataFrame(_gate_rows(np.asarray(p, dtype=float), band, truth, threshold))
+    return table if truth is not None else table.drop(columns="n_true_above")
+
+
+def _settings(
+    threshold: float, thresholds: Sequence[float], min_cell: int
+) -> dict[str, Any]:
+    return {
+        "threshold": threshold,
+        "gate_rule": "p > threshold",
+        "thresholds": list(thresholds),
+        "min_cell": int(min_cell),
+        "calibration_bins": CALIBRATION_BINS,
+        "calibration_strategy": "quantile",
+        "decision_curve_thresholds": list(DECISION_CURVE_THRESHOLDS),
+        "age_bands": list(AGE_BANDS),
+        "band_rule": "band_low <= threshold < band_high",
+    }
+
+
+def _summary_part(summary: Mapping[str, Any], section: str) -> dict[str, Any]:
+    """The summary metrics a section repeats (:func:`.metrics.section_keys`)."""
+    return {key: summary[key] for key in m.section_keys(section)}
+
+
+def _clinical_utility(
+    y: np.ndarray,
+    p: np.ndarray,
+    truth: np.ndarray | None,
+    summary: Mapping[str, Any],
+    threshold: float,
+) -> dict[str, Any]:
+    curve = m.decision_curve(y, p, DECISION_CURVE_THRESHOLDS)
+    curve["net_benefit_oracle"] = (
+        m.decision_curve(y, truth, DECISION_CURVE_THRESHOLDS)["net_benefit_model"]
+        if truth is not None
+        else None
+    )
+    return (
+        {"threshold": threshold}
+        | _summary_part(summary, "clinical_utility")
+        | {"decision_curve": _records(curve)}
+    )
+
+
+def _gate_row(table: Sequence[Mapping[str, Any]], threshold: float) -> Any:
+    """The threshold-table row at the gate, or None."""
+    return next(
+        (r for r in table if math.isclose(float(r["threshold"]), threshold)), None
+    )
+
+
+def _truth_and_band(
+    n: int,
+    true_risk: ArrayLike | None,
+    band_low: ArrayLike | None,
+    band_high: ArrayLike | None,
+) -> tuple[np.ndarray | None, tuple[np.ndarray, np.ndarray] | None]:
+    """The checked true risks and (low, high) band of n patients, each if given."""
+    truth = None if true_risk is None else _risk("true_risk", true_risk, n)
+    if band_low is None and band_high is None:
+        return truth, None
+    if band_low is None or band_high is None:
+        raise ValueError("give both band_low and band_high, or neither")
+    return truth, (_risk("band_low", band_low, n), _risk("band_high", band_high, n))
+
+
 def build_report(
     y: ArrayLike,
     p: ArrayLike,
@@ -470,14 +617,15 @@ def build_report(
     band_high: ArrayLike | None = None,
     threshold: float,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-    min_cell: int = 10,
+    min_cell: int = SMALL_CELL,
+    n_boot: int = BOOTSTRAPS,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """The full evaluation report with fixed sections (see the module docstring).
 
-    Every number comes from :mod:`.metrics`; see each function there for
-    formula and source. The oracle's net benefit uses the same observed outcomes as
-    the model's, so the two curves differ only by the ranking/calibration of the
-    score.
+    Every number comes from :mod:`.metrics` and :mod:`.intervals` (formulas and
+    sources there). The oracle's net benefit uses the model's observed outcomes,
+    so the two curves differ only by the ranking/calibration of the score.
 
     Args:
         y: observed outcome (new-onset LN within 24 months), 0/1, one per patient.
@@ -487,9 +635,11 @@ def build_report(
         true_risk: the synthetic cohort's true 2-year risk (probability), if known.
         band_low: lower end of each patient's uncertainty band (probability).
         band_high: upper end of each patient's uncertainty band (probability).
-        threshold: the trial gate; admitted when p > threshold. Default 0.5.
+        threshold: the trial gate; admitted when p > threshold.
         thresholds: rows of the threshold table; the gate is always added.
         min_cell: smallest patient/event/non-event count shown in a subgroup row.
+        n_boot: bootstrap resamples of the ``intervals`` section; 0 for none.
+        seed: seed of the bootstrap.
 
     Returns:
         JSON-ready dict with keys :data:`SECTIONS`; ``oracle`` is None without
@@ -500,102 +650,37 @@ def build_report(
         ValueError: invalid inputs (see :func:`.metrics.classification_report`),
             only one of band_low / band_high, or band_low > band_high.
     """
-    return _build_report(
-        y,
-        p,
-        sex=sex,
-        age_years=age_years,
-        true_risk=true_risk,
-        band_low=band_low,
-        band_high=band_high,
-        threshold=threshold,
-        thresholds=thresholds,
-        min_cell=min_cell,
-    )
-
-
-def _build_report(
-    y: ArrayLike,
-    p: ArrayLike,
-    *,
-    sex: ArrayLike,
-    age_years: ArrayLike,
-    true_risk: ArrayLike | None,
-    band_low: ArrayLike | None,
-    band_high: ArrayLike | None,
-    threshold: float,
-    thresholds: Sequence[float],
-    min_cell: int,
-) -> dict[str, Any]:
     t = float(threshold)
-    summary_raw = m.classification_report(y, p, t)  # validates y, p and threshold
+    # classification_report validates y, p and the threshold before anything else.
+    summary = {k: _num(v) for k, v in m.classification_report(y, p, t).items()}
     y_arr = np.asarray(y, dtype=float)
     p_arr = np.asarray(p, dtype=float)
-    n = len(y_arr)
-    truth = None if true_risk is None else _risk("true_risk", true_risk, n)
-    if (band_low is None) != (band_high is None):
-        raise ValueError("give both band_low and band_high, or neither")
-    summary = {k: _num(v) for k, v in summary_raw.items()}
-
-    curve = m.calibration_curve_table(y_arr, p_arr, n_bins=10, strategy="quantile")
-    dc = m.decision_curve(y_arr, p_arr, DECISION_CURVE_THRESHOLDS)
-    dc["net_benefit_oracle"] = (
-        m.decision_curve(y_arr, truth, DECISION_CURVE_THRESHOLDS)["net_benefit_model"]
-        if truth is not None
-        else None
-    )
+    truth, band = _truth_and_band(len(y_arr), true_risk, band_low, band_high)
     table_thresholds = sorted({round(float(x), 6) for x in (*thresholds, t)})
-
+    table = [_threshold_row(y_arr, p_arr, x) for x in table_thresholds]
+    curve = m.calibration_curve_table(y_arr, p_arr, n_bins=CALIBRATION_BINS)
+    gate = _gate_row(table, t)
+    intervals = interval_section(
+        y_arr, p_arr, summary, gate, threshold=t, n_boot=n_boot, seed=seed
+    )
     report: dict[str, Any] = {
-        "settings": {
-            "threshold": t,
-            "gate_rule": "p > threshold",
-            "thresholds": table_thresholds,
-            "min_cell": int(min_cell),
-            "calibration_bins": 10,
-            "calibration_strategy": "quantile",
-            "decision_curve_thresholds": list(DECISION_CURVE_THRESHOLDS),
-            "age_bands": list(AGE_BANDS),
-            "band_rule": "band_low <= threshold < band_high",
-        },
+        "settings": _settings(t, table_thresholds, min_cell),
         "summary": summary,
-        "discrimination": {
-            k: summary[k] for k in ("auroc", "auroc_ci_low", "auroc_ci_high", "auprc")
-        }
+        "discrimination": _summary_part(summary, "discrimination")
         | {"ci_method": "DeLong", "ci_level": 0.95},
-        "calibration": {
-            k: summary[k]
-            for k in (
-                "brier",
-                "brier_scaled",
-                "citl",
-                "oe_ratio",
-                "cal_intercept",
-                "cal_slope",
-                "ici",
-                "e50",
-                "e90",
-            )
-        }
+        "calibration": _summary_part(summary, "calibration")
         | {"curve": _records(curve)},
-        "threshold_table": [_threshold_row(y_arr, p_arr, x) for x in table_thresholds],
-        "clinical_utility": {
-            "threshold": t,
-            "nb_at_gate": summary["nb_at_gate"],
-            "nb_treat_all_at_gate": summary["nb_treat_all_at_gate"],
-            "decision_curve": _records(dc),
-        },
+        "threshold_table": table,
+        "clinical_utility": _clinical_utility(y_arr, p_arr, truth, summary, t),
         "subgroups": subgroup_table(
             y_arr, p_arr, sex=sex, age_years=age_years, threshold=t, min_cell=min_cell
         ),
         "prediction_distribution": _distribution(p_arr, t),
         "oracle": None if truth is None else _oracle(y_arr, p_arr, truth, summary, t),
-        "uncertainty": None,
+        "uncertainty": None if band is None else _uncertainty(*band, truth, t),
+        "intervals": intervals,
+        "gate_summary": _gate_rows(p_arr, band, truth, t),
     }
-    if band_low is not None and band_high is not None:
-        report["uncertainty"] = _uncertainty(
-            _risk("band_low", band_low, n), _risk("band_high", band_high, n), truth, t
-        )
     return _jsonable(report)
 
 
@@ -641,6 +726,7 @@ __all__ = [
     "SEX_GROUPS",
     "age_band",
     "build_report",
+    "gate_summary",
     "report_metrics",
     "report_to_json",
     "subgroup_table",

@@ -24,7 +24,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from training.config import TrainingConfig
-from training.evaluation.metrics import METRIC_KEYS
+from training.evaluation.metrics import METRIC_KEYS, view_keys
 from training.evaluation.report import REPORT_METRIC_KEYS
 from training.registry import tracking
 from training.registry.gate import RegistrationRefusedError
@@ -35,25 +35,7 @@ SECTIONS: tuple[str, ...] = ("tags", "params", "metrics")
 FAMILIES: tuple[str, ...] = ("logistic", "rifle_ln", "xgboost")
 """Candidate families compared by the model-comparison notebook."""
 
-FAMILY_KEYS: tuple[str, ...] = (
-    "auroc",
-    "auroc_ci_low",
-    "auroc_ci_high",
-    "auprc",
-    "brier",
-    "brier_scaled",
-    "citl",
-    "cal_intercept",
-    "cal_slope",
-    "ici",
-    "sens_at_gate",
-    "spec_at_gate",
-    "ppv_at_gate",
-    "npv_at_gate",
-    "n_above_gate",
-    "share_above_gate",
-    "nb_at_gate",
-)
+FAMILY_KEYS: tuple[str, ...] = view_keys("family")
 """Metric keys (of the headline ``METRIC_KEYS``) in :func:`family_table`."""
 
 ORACLE_COLUMN = "true risk (oracle)"

@@ -42,6 +42,7 @@ def log_evidence(
     The HTML report (``{prefix}/report.html``, see the evaluation package) is
     self-contained: headline metrics with intervals, the gate, calibration, plots,
     subgroups, the oracle and the model card, headed by the active run's tags.
+    Every number it shows is in ``{prefix}/report.json``.
     """
     plots_dir = folder / "plots"
     plots_dir.mkdir(parents=True, exist_ok=True)
@@ -73,10 +74,6 @@ def log_evidence(
         title=f"Evaluation report: {run.info.run_name}",
         details=run_details(run.info.run_id, run.info.run_name, run.data.tags),
         plots=plots,
-        y=evaluation.y,
-        p=evaluation.p,
-        band=evaluation.band,
-        true_risk=evaluation.true_risk,
         model_card_html=card[1] if card else None,
     )
     mlflow.log_text(html, f"{prefix}/report.html")

@@ -1,7 +1,12 @@
-"""The HTML evaluation report: intervals, the gate, fixed sections, self-contained."""
+"""The HTML evaluation report: intervals, the gate, fixed sections, self-contained.
+
+Every number the page shows is in the report (its ``intervals`` and
+``gate_summary`` sections included): the page is rendered from the report alone.
+"""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 
@@ -10,16 +15,14 @@ import pytest
 
 from training.evaluation import metrics as m
 from training.evaluation.html_report import (
-    BOOTSTRAP_KEYS,
     REPORT_SECTIONS,
-    bootstrap_intervals,
     embed_model_card,
-    gate_summary,
     headline_table,
     render_evaluation_report,
     run_details,
 )
-from training.evaluation.report import build_report
+from training.evaluation.intervals import BOOTSTRAP_KEYS, bootstrap_intervals
+from training.evaluation.report import build_report, gate_summary
 
 # Anything that would make the page fetch something: src/href not a data: URI, or
 # a <link>/<script> element.
@@ -47,22 +50,21 @@ def sample() -> dict:
     y = (rng.random(n) < p).astype(int)
     truth = np.clip(p + rng.normal(0, 0.03, n), 0.0, 1.0)
     low, high = np.clip(p - 0.1, 0, 1), np.clip(p + 0.1, 0, 1)
-    report = build_report(
-        y,
-        p,
-        sex=np.where(rng.random(n) < 0.1, "male", "female"),
-        age_years=rng.uniform(18, 70, n),
-        true_risk=truth,
-        band_low=low,
-        band_high=high,
-        threshold=0.5,
-    )
-    return {"y": y, "p": p, "truth": truth, "band": (low, high), "report": report}
+    inputs = {
+        "sex": np.where(rng.random(n) < 0.1, "male", "female"),
+        "age_years": rng.uniform(18, 70, n),
+        "true_risk": truth,
+        "band_low": low,
+        "band_high": high,
+        "threshold": 0.5,
+    }
+    report = build_report(y, p, n_boot=100, **inputs)
+    return {"y": y, "p": p, "inputs": inputs, "report": report}
 
 
 def test_headline_table_intervals(sample) -> None:
     report, y, p = sample["report"], sample["y"], sample["p"]
-    table = headline_table(report, y, p, n_boot=100).set_index("key")
+    table = headline_table(report).set_index("key")
     auroc = table.loc["auroc"]
     assert auroc["ci_method"] == "DeLong"
     assert auroc["ci_low"] == pytest.approx(report["discrimination"]["auroc_ci_low"])
@@ -78,8 +80,9 @@ def test_headline_table_intervals(sample) -> None:
     assert table.loc["ici", "ci_method"] == "none"
 
 
-def test_headline_table_without_outcomes_has_no_bootstrap(sample) -> None:
-    table = headline_table(sample["report"]).set_index("key")
+def test_headline_table_without_resamples_has_no_bootstrap(sample) -> None:
+    report = build_report(sample["y"], sample["p"], n_boot=0, **sample["inputs"])
+    table = headline_table(report).set_index("key")
     assert table.loc["brier", "ci_method"] == "none"
     assert math.isnan(table.loc["brier", "ci_low"])
     assert table.loc["ppv_at_gate", "ci_method"] == "Wilson"  # from the report's counts
@@ -154,12 +157,7 @@ def test_report_has_every_section_in_order_and_fetches_nothing(sample, tmp_path)
         title="Evaluation report: train-xgboost-platt-abc",
         details=details,
         plots={"decision_curve": plot, "roc": tmp_path / "absent.png"},
-        y=sample["y"],
-        p=sample["p"],
-        band=sample["band"],
-        true_risk=sample["truth"],
         model_card_html=CARD,
-        n_boot=50,
     )
     headings = re.findall(r"<h2>(.*?)</h2>", page)
     assert headings == list(REPORT_SECTIONS)
@@ -178,3 +176,18 @@ def test_report_of_real_data_says_what_is_missing(sample) -> None:
     assert "true risk of these patients is unknown" in page
     assert "No model card is attached" in page
     assert "No plots were made" in page
+
+
+def test_the_page_is_rendered_from_the_report_json_alone(sample) -> None:
+    # report.json holds every number the page shows: its JSON round trip renders
+    # the same page as the report itself, and rendering takes no outcomes.
+    from training.evaluation.report import report_to_json
+
+    stored = json.loads(report_to_json(sample["report"]))
+    assert render_evaluation_report(stored, title="t") == render_evaluation_report(
+        sample["report"], title="t"
+    )
+    table = headline_table(stored).set_index("key")
+    found = stored["intervals"]["metrics"]
+    assert table.loc["brier", "ci_low"] == found["brier"]["low"]
+    assert table.loc["npv_at_gate", "ci_high"] == found["npv_at_gate"]["high"]

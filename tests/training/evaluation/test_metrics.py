@@ -487,3 +487,47 @@ def test_invalid_parameters_raise():
 
 def test_boolean_outcomes_are_accepted():
     assert m.auroc(np.array(Y6, dtype=bool), P6) == m.auroc(Y6, P6)
+
+
+# ── the table of metric specs ────────────────────────────────────────────────
+
+
+def test_metric_table_is_the_list_of_headline_keys():
+    keys = [spec.key for spec in m.METRICS]
+    assert tuple(keys) == m.METRIC_KEYS
+    assert len(set(keys)) == len(keys)
+    assert {spec.fmt for spec in m.METRICS} <= {"num", "pct", "count"}
+    assert {spec.interval for spec in m.METRICS} <= {
+        "DeLong",
+        "Wilson",
+        "bootstrap",
+        "none",
+    }
+    # a qualifier reads in brackets after the name
+    assert m.METRICS[keys.index("auroc")].label == "AUROC (C-statistic)"
+
+
+@pytest.mark.parametrize("view", sorted(m.VIEWS))
+def test_each_view_numbers_its_metrics_one_to_k(view: str):
+    specs = m.metric_view(view)
+    assert specs, view
+    assert [spec.views[view] for spec in specs] == list(range(1, len(specs) + 1))
+    assert set(m.view_keys(view)) <= set(m.METRIC_KEYS)
+
+
+def test_views_and_sections_select_from_the_table():
+    with pytest.raises(KeyError, match="unknown metric view"):
+        m.metric_view("nowhere")
+    # every metric the report gives an interval is a row of the report's headline
+    with_interval = {s.key for s in m.METRICS if s.interval != "none"}
+    assert with_interval <= set(m.view_keys("headline"))
+    # the subgroup table needs a column header for each of its metrics
+    assert all(spec.column for spec in m.metric_view("subgroup"))
+    assert m.section_keys("discrimination") == (
+        "auroc",
+        "auroc_ci_low",
+        "auroc_ci_high",
+        "auprc",
+    )
+    assert "nowhere" not in {spec.section for spec in m.METRICS}
+    assert m.section_keys("nowhere") == ()

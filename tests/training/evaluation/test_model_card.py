@@ -15,12 +15,10 @@ from data_schema import model_features
 from training.evaluation.model_card import (
     SECTION_HEADINGS,
     ModelCardContext,
-    fmt_count,
-    fmt_num,
-    fmt_pct,
     render_model_card,
 )
 from training.evaluation.plots import plot_risk_histogram
+from training.evaluation.render import fmt_count, fmt_num, fmt_pct
 from training.evaluation.report import build_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -135,9 +133,20 @@ def test_suppressed_subgroup_is_rendered_as_suppressed(card: tuple[str, str]) ->
 def test_untrusted_text_is_escaped(card: tuple[str, str]) -> None:
     markdown, html = card
     assert "<script" not in html
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; more" in html
+    # Jinja2's autoescape writes a double quote as &#34;
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; more" in html
     assert "<script" not in markdown
     assert "&lt;script>" in markdown
+
+
+def test_a_pipe_or_line_break_in_a_cell_stays_in_its_cell(
+    ctx: ModelCardContext,
+) -> None:
+    markdown, html = render_model_card(
+        replace(ctx, data_source="cohort | with\nline break")
+    )
+    assert "| Source | cohort \\| with line break |" in markdown
+    assert "<td>cohort | with\nline break</td>" in html  # HTML folds it itself
 
 
 def test_html_is_self_contained_with_embedded_plots(card: tuple[str, str]) -> None:

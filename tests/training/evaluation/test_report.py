@@ -28,6 +28,7 @@ from training.evaluation.report import (
     SECTIONS,
     age_band,
     build_report,
+    gate_summary,
     report_metrics,
     report_to_json,
 )
@@ -443,3 +444,77 @@ def test_feature_labels_come_from_the_schema() -> None:
     assert feature_label("male") == "Male sex (boolean)"
     assert feature_label("creatinine_umol_l") == "Serum creatinine (µmol/L)"
     assert feature_label("not_a_feature") == "not_a_feature"
+
+
+# ── intervals and the gate summary ───────────────────────────────────────────
+
+
+def test_intervals_section_is_computed_once_in_the_report(cohort: dict) -> None:
+    small = {k: v[:2000] for k, v in cohort.items()}
+    args = {"sex": small["sex"], "age_years": small["age"], "threshold": 0.5}
+    rep = build_report(small["y"], small["p"], n_boot=60, seed=3, **args)
+    found = rep["intervals"]
+    assert (found["level"], found["n_boot"], found["seed"]) == (0.95, 60, 3)
+    entries = found["metrics"]
+    assert set(entries) == {s.key for s in m.METRICS if s.interval != "none"}
+    auroc = entries["auroc"]
+    assert auroc["method"] == "DeLong"
+    assert (auroc["low"], auroc["high"]) == (
+        rep["summary"]["auroc_ci_low"],
+        rep["summary"]["auroc_ci_high"],
+    )
+    gate = m.threshold_metrics(small["y"], small["p"], 0.5)
+    ppv = m.wilson_interval(gate["tp"], gate["tp"] + gate["fp"])
+    assert entries["ppv_at_gate"]["method"] == "Wilson"
+    assert (entries["ppv_at_gate"]["low"], entries["ppv_at_gate"]["high"]) == (
+        pytest.approx(ppv)
+    )
+    events = int(small["y"].sum())
+    assert (entries["prevalence"]["low"], entries["prevalence"]["high"]) == (
+        pytest.approx(m.wilson_interval(events, 2000))
+    )
+    for key in ("brier", "cal_slope", "nb_at_gate"):
+        entry = entries[key]
+        assert entry["method"] == "bootstrap"
+        assert entry["low"] <= rep["summary"][key] <= entry["high"], key
+    # the same seed gives the same intervals; another seed other bootstrap ones
+    again = build_report(small["y"], small["p"], n_boot=60, seed=3, **args)
+    other = build_report(small["y"], small["p"], n_boot=60, seed=4, **args)
+    assert again["intervals"] == found
+    assert other["intervals"]["metrics"]["brier"] != entries["brier"]
+    assert other["intervals"]["metrics"]["auroc"] == entries["auroc"]
+
+
+def test_without_resamples_the_bootstrap_intervals_are_empty(cohort: dict) -> None:
+    small = {k: v[:500] for k, v in cohort.items()}
+    rep = build_report(
+        small["y"], small["p"], sex=small["sex"], age_years=small["age"],
+        threshold=0.5, n_boot=0,
+    )  # fmt: skip
+    entries = rep["intervals"]["metrics"]
+    assert entries["brier"] == {"low": None, "high": None, "method": "none"}
+    assert entries["sens_at_gate"]["method"] == "Wilson"
+    assert entries["sens_at_gate"]["low"] is not None
+
+
+def test_gate_summary_section_holds_the_gate_table() -> None:
+    rng = np.random.default_rng(8)
+    n = 400
+    p = rng.beta(1.5, 5.0, n)
+    y = rng.binomial(1, p)
+    low, high = np.clip(p - 0.15, 0, 1), np.clip(p + 0.15, 0, 1)
+    args = {"sex": np.full(n, "female"), "age_years": np.full(n, 40.0)}
+    rep = build_report(
+        y, p, true_risk=p, band_low=low, band_high=high, threshold=0.5, n_boot=0,
+        **args,
+    )  # fmt: skip
+    expected = gate_summary(p, low, high, true_risk=p, threshold=0.5)
+    assert rep["gate_summary"] == expected.to_dict("records")
+    plain = build_report(y, p, threshold=0.5, n_boot=0, **args)["gate_summary"]
+    assert [r["group"] for r in plain] == [
+        "above the gate",
+        "at or below the gate",
+        "total",
+    ]
+    assert all(r["n_true_above"] is None for r in plain)
+    assert plain[-1]["n"] == n and plain[0]["n"] == int(np.sum(p > 0.5))
