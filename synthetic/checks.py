@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import date
 from functools import cache, cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -34,6 +34,7 @@ from sklearn.metrics import roc_auc_score
 
 from data_schema import OUTCOME_COLUMN, TRUE_RISK_COLUMN, field_specs
 from eligibility import TrialCriteria, load_criteria, screen_frame
+from eligibility.population import KIDNEY_INVOLVEMENT, group_verdicts
 from synthetic.generator import REFERENCE_DATE
 
 GROUPS: tuple[str, ...] = (
@@ -61,6 +62,15 @@ class TargetsError(ValueError):
 def _trial_criteria() -> TrialCriteria:
     """The registry's criteria file, read once (it ships with the package)."""
     return load_criteria()
+
+
+def kidney_involvement_met(
+    df: pd.DataFrame, screening_date: date | None = None
+) -> np.ndarray:
+    """Patients with prior kidney involvement by the criteria file's definition."""
+    day = screening_date or df.attrs.get("dgp_reference_date") or REFERENCE_DATE
+    verdicts = group_verdicts(df, _trial_criteria(), KIDNEY_INVOLVEMENT, day)
+    return verdicts["met"].to_numpy(dtype=bool)
 
 
 def exclusions_met(
@@ -113,6 +123,15 @@ class CohortView:
     def exclusions(self) -> pd.DataFrame:
         """:func:`exclusions_met` of the table, computed on first use."""
         return exclusions_met(self.table, self.screening_date)
+
+    @cached_property
+    def kidney_free(self) -> CohortView:
+        """The patients without prior kidney involvement (the criteria file's
+        ``kidney-involvement`` group): the population of a new-onset LN model."""
+        involved = kidney_involvement_met(self.table, self.screening_date)
+        return CohortView(
+            self.table[~involved].reset_index(drop=True), self.screening_date
+        )
 
 
 # --- named measurements ---------------------------------------------------------------
@@ -359,11 +378,14 @@ class Target:
     anchor: str
     measurement: str
     args: Mapping[str, Any]
+    population: str = "all"
 
     def measure(self, cohort: pd.DataFrame | CohortView) -> float:
-        """The quantity in a cohort table."""
+        """The quantity in a cohort table (or in its kidney-free part)."""
         if isinstance(cohort, pd.DataFrame):
             cohort = CohortView(cohort)
+        if self.population == "kidney-free":
+            cohort = cohort.kidney_free
         return MEASUREMENTS[self.measurement].function(cohort, **self.args)
 
 
@@ -381,6 +403,7 @@ class _TargetEntry(BaseModel):
     anchor: str = Field(min_length=1)
     measure: str
     args: dict[str, Any] = Field(default_factory=dict)
+    population: Literal["all", "kidney-free"] = "all"
 
     @model_validator(mode="after")
     def _band(self) -> _TargetEntry:
@@ -460,6 +483,7 @@ def parse_targets(
                 entry.anchor,
                 entry.measure,
                 args,
+                entry.population,
             )
         )
     return tuple(targets)

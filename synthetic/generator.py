@@ -494,6 +494,7 @@ def _draw_urine_and_kidney(
         "renal_wbc_per_hpf": wbc.astype(np.float64),
         "urine_cellular_casts": casts,
         "kidney_biopsy_confirmed": kidney & (finding == 4),
+        "prior_kidney_involvement": kidney,
     }
 
 
@@ -572,22 +573,39 @@ def _draw_population(
     return {k: np.concatenate([p[k] for p in parts])[:n] for k in parts[0]}
 
 
+def kidney_involved(t: Mapping[str, np.ndarray]) -> BoolArray:
+    """Prior kidney involvement in the clinical truth: the group drawn with it, and
+    the natural tails (proteinuria > 0.5 g/24 h, > 5 RBC or WBC/hpf, casts)."""
+    return (
+        t["prior_kidney_involvement"]
+        | (t["urine_protein_g_24h"] > 0.5)
+        | (t["renal_rbc_per_hpf"] > 5)
+        | (t["renal_wbc_per_hpf"] > 5)
+        | t["urine_cellular_casts"]
+        | t["kidney_biopsy_confirmed"]
+    )
+
+
 @lru_cache(maxsize=4)
 def _base_offsets(small_terms: bool) -> FloatArray:
-    """Centred linear predictor (no beta0) of the fixed base-population sample."""
+    """Centred linear predictor (no beta0) of the fixed base-population sample,
+    kidney-free patients only: the population a new-onset LN model is for."""
     rng = np.random.default_rng(SOLVER_SEED)
     truth = _draw_population(rng, SOLVER_SAMPLE_SIZE, SHIFTS["none"])
-    return linear_predictor(_truth_covariates(truth), small_terms=small_terms)
+    offsets = linear_predictor(_truth_covariates(truth), small_terms=small_terms)
+    return offsets[~kidney_involved(truth)]
 
 
 @lru_cache(maxsize=64)
 def solve_intercept(incidence: float, small_terms: bool = False) -> float:
-    """beta0 giving the BASE population a mean true 2-year risk of ``incidence``.
+    """beta0 giving the kidney-free BASE population a mean true 2-year risk of
+    ``incidence`` (clinical.md §8.1 describes patients without kidney involvement:
+    new-onset LN).
 
     Solved with Brent's method on a fixed internal sample (``SOLVER_SAMPLE_SIZE``
     patients, ``SOLVER_SEED``) and cached, so cohorts of any seed or shift share one
-    truth model. The result, ≈ −2.70 for 10 % and −2.45 for 12 %, reproduces the
-    §8.4 check run (−2.68 / −2.43).
+    truth model. The result is ≈ −2.61 for 10 %; §8.4's check run (−2.68) solved it
+    on a population that included kidney involvement.
 
     Args:
         incidence: target mean 2-year risk, strictly between 0 and 1.
