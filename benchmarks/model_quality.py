@@ -1,10 +1,12 @@
 """Model quality against the truth: default model vs oracle vs RIFLE-LN baseline.
 
 Fresh synthetic cohorts from the seeds given (training: ``seed``, test: ``seed + 1``),
-the default training config (search, calibration and uncertainty band included), no
-MLflow. The oracle is the data-generating process's true risk. With ``--shift NAME``
-the model is also scored on an external population (``seed + 3``) before and after a
-logistic recalibration fitted on another sample of it (``seed + 2``, ``--recal-n``).
+each reduced to the development population (SLE without prior kidney involvement),
+the default training config (search, calibration, imputation equations and review
+zone included), no MLflow. The oracle is the data-generating process's true risk.
+With ``--shift NAME`` the model is also scored on an external population
+(``seed + 3``) before and after a logistic recalibration fitted on another sample of
+it (``seed + 2``, ``--recal-n``).
 
 ``citl`` here is mean predicted − observed risk (probability scale);
 ``citl_logit`` is the calibration intercept with the logit offset.
@@ -26,11 +28,11 @@ import numpy as np
 from data_schema import frame_to_features
 from synthetic.generator import generate_cohort
 from training.config import load_config
+from training.data import development_population, load_outcome_cohort
+from training.evaluation.evaluate import evaluate_model
 from training.evaluation.metrics import classification_report
-from training.evaluation.report import build_report
 from training.fit import fit_candidate
 from training.registry.validation import recalibrate_model
-from training.uncertainty import attach_band, band_coverage, straddles
 
 GATE = load_config().gate_threshold  # from the criteria file in force
 ROWS = ("auroc", "brier", "citl", "cal_slope", "ici", "nb_at_gate", "share_above_gate")
@@ -50,6 +52,15 @@ def summary(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     }
 
 
+def population(n: int, seed: int, config, **kwargs):
+    """A fresh synthetic cohort reduced to the development population."""
+    cohort = load_outcome_cohort(generate_cohort(n=n, seed=seed, **kwargs))
+    kept, _ = development_population(
+        cohort, config.trial_criteria, config.population.exclude_groups
+    )
+    return kept
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--train-n", type=int, default=20_000)
@@ -60,15 +71,14 @@ def main() -> None:
     args = parser.parse_args()
 
     base = load_config()
-    train = generate_cohort(n=args.train_n, seed=args.seed)
-    test = generate_cohort(n=args.test_n, seed=args.seed + 1)
+    train = population(args.train_n, args.seed, base)
+    test = population(args.test_n, args.seed + 1, base)
     X, y = frame_to_features(train), train["ln_within_2y"].to_numpy(int)
     X_test, y_test = frame_to_features(test), test["ln_within_2y"].to_numpy(int)
     truth = test["true_risk_2y"].to_numpy(float)
 
     started = time.perf_counter()
     model, _ = fit_candidate(X, y, base)
-    attach_band(model, X, y, base, true_risk=train["true_risk_2y"].to_numpy(float))
     train_seconds = time.perf_counter() - started
     rifle_cfg = base.model_copy(
         update={"model": base.model.model_copy(update={"family": "rifle_ln"})}
@@ -81,18 +91,8 @@ def main() -> None:
         "oracle": summary(y_test, truth),
         "rifle_ln": summary(y_test, rifle.predict_proba(X_test)),
     }
-    low, high = model.predict_band(X_test)
-    report = build_report(
-        y_test,
-        p,
-        sex=test["sex"].to_numpy(str),
-        age_years=test["age_years"].to_numpy(float),
-        true_risk=truth,
-        band_low=low,
-        band_high=high,
-        threshold=GATE,
-    )
-    oracle = report["oracle"]
+    report = evaluate_model(model, test, GATE).report
+    oracle, gate = report["oracle"], report["gate"]
 
     print(f"train {args.train_n:,} (seed {args.seed}), test {args.test_n:,} "
           f"(seed {args.seed + 1}); training {train_seconds:.1f} s")  # fmt: skip
@@ -109,13 +109,11 @@ def main() -> None:
         f"{oracle['share_true_high_above_gate']:.1%}; of patients above the gate, "
         f"true risk > 0.5: {oracle['share_above_gate_true_high']:.1%}"
     )
-    in_band = straddles(low, high, GATE)
     print(
-        f"uncertainty band ({model.band.level:.0%}, inflation "
-        f"{model.band.inflation:.2f}): {in_band.sum():,} patients "
-        f"({in_band.mean():.1%}) straddle 0.5; covers the true risk for "
-        f"{band_coverage(low, high, truth):.1%} of all and "
-        f"{band_coverage(low[in_band], high[in_band], truth[in_band]):.1%} of those"
+        f"gate: review zone ({gate['exclude_edge']:.3f}, {gate['pass_edge']:.3f}]; "
+        f"{gate['review_share']:.1%} reviewed; of true-high patients "
+        f"{gate['truth']['excluded_true_high']:.1%} auto-excluded; of auto-passed "
+        f"{gate['truth']['passed_true_high']:.1%} truly high"
     )
 
     result = {
@@ -135,13 +133,14 @@ def main() -> None:
         "oracle_share_above_gate": o["share_above_gate"],
         "share_true_high_above_gate": oracle["share_true_high_above_gate"],
         "share_above_gate_true_high": oracle["share_above_gate_true_high"],
-        "band_share_straddling": float(in_band.mean()),
-        "band_coverage": band_coverage(low, high, truth),
+        "gate_review_share": gate["review_share"],
+        "gate_excluded_true_high": gate["truth"]["excluded_true_high"],
+        "gate_passed_true_high": gate["truth"]["passed_true_high"],
         "train_seconds": train_seconds,
     }
     if args.shift:
-        recal = generate_cohort(n=args.recal_n, seed=args.seed + 2, shift=args.shift)
-        ext = generate_cohort(n=args.test_n, seed=args.seed + 3, shift=args.shift)
+        recal = population(args.recal_n, args.seed + 2, base, shift=args.shift)
+        ext = population(args.test_n, args.seed + 3, base, shift=args.shift)
         X_ext, y_ext = frame_to_features(ext), ext["ln_within_2y"].to_numpy(int)
         adapted = recalibrate_model(
             model,

@@ -3,11 +3,10 @@
 Trains the default model once (no MLflow), then on ``--n`` synthetic patients times:
 
 * ``predict``  — ``model.predict_proba`` on the feature matrix (the model floor);
-* ``screen``   — risk + every NCT05585671 criterion + the uncertainty band for the
-  patients above the gate, whose decision it can change
+* ``gate``     — the risk and the three-valued gate (plausible completions of the
+  records with missing predictors), ``LNRiskModel.gate``;
+* ``screen``   — risk, gate and every NCT05585671 criterion
   (``eligibility.screen.screen_population``, what ``lnrisk screen`` runs);
-* ``screen, band for all`` — the same with the band for every patient
-  (``--band-for all``);
 * ``rules``    — the criteria alone (``eligibility.screen_frame``), given the risks.
 
 Prints times and ratios; the last line is one JSON object.
@@ -30,7 +29,6 @@ from eligibility.screen import screen_population
 from synthetic.generator import generate_cohort
 from training.config import load_config
 from training.fit import fit_candidate
-from training.uncertainty import attach_band
 
 DAY = date(2026, 12, 1)
 
@@ -45,13 +43,6 @@ def main() -> None:
     train = generate_cohort(n=20_000, seed=args.seed)
     X_train = frame_to_features(train)
     model, _ = fit_candidate(X_train, train["ln_within_2y"].to_numpy(int), cfg)
-    attach_band(
-        model,
-        X_train,
-        train["ln_within_2y"].to_numpy(int),
-        cfg,
-        true_risk=train["true_risk_2y"].to_numpy(float),
-    )
     model.set_threads(1)
     cohort = validate_cohort(generate_cohort(n=args.n, seed=args.seed + 1))
     criteria = load_criteria()
@@ -66,19 +57,21 @@ def main() -> None:
     screen_s = time.perf_counter() - start
 
     start = time.perf_counter()
-    screen_population(model, cohort, DAY, criteria, band_for="all")
-    all_band_s = time.perf_counter() - start
+    model.gate(X, criteria.risk_gate.threshold)
+    gate_s = time.perf_counter() - start
 
     start = time.perf_counter()
-    screen_frame(cohort, risk, None, DAY, criteria)
+    screen_frame(cohort, risk, DAY, criteria)
     rules_s = time.perf_counter() - start
 
     counts = result.per_patient["status"].value_counts().to_dict()
-    print(f"{args.n:,} patients, 1 XGBoost thread, band of {len(model.band.boosters)}")
+    incomplete = float(np.isnan(X).any(axis=1).mean())
+    print(f"{args.n:,} patients ({incomplete:.0%} with a missing predictor), "
+          "1 XGBoost thread")  # fmt: skip
     print(f"predict (features + model)     {predict_s:8.2f} s")
     for name, seconds in (
-        ("screen (risk + rules + band)", screen_s),
-        ("screen, band for all", all_band_s),
+        ("risk + gate", gate_s),
+        ("screen (risk + gate + rules)", screen_s),
         ("rules alone (given the risks)", rules_s),
     ):
         print(f"{name:<31}{seconds:8.2f} s  {seconds / predict_s:5.1f}x")
@@ -91,7 +84,7 @@ def main() -> None:
                 "screen_seconds": round(screen_s, 3),
                 "predict_seconds": round(predict_s, 3),
                 "rules_seconds": round(rules_s, 3),
-                "screen_all_band_seconds": round(all_band_s, 3),
+                "gate_seconds": round(gate_s, 3),
                 "ratio": round(screen_s / predict_s, 2),
                 "rules_ratio": round(rules_s / predict_s, 2),
             }

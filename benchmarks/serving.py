@@ -221,13 +221,15 @@ def write_bodies(folder: Path, n: int = 200) -> dict[str, Path]:
 
 
 def in_process_ms(home_env: dict, bodies: Path) -> float:
-    """Median ms of record → risk → band above the gate → every criterion."""
+    """Median ms of record → risk and three-valued gate → every criterion."""
     os.environ.update(home_env)
     import bentoml
     import numpy as np
 
-    from data_schema import PatientRecord, model_features, records_to_features
-    from eligibility import load_criteria, screen
+    from data_schema import PatientRecord, model_features
+    from eligibility import load_criteria
+    from eligibility.screen import screen_patients
+    from eligibility.table import Table
     from riskmodel import LNRiskModel
 
     model = LNRiskModel.load(
@@ -241,13 +243,7 @@ def in_process_ms(home_env: dict, bodies: Path) -> float:
     times = []
     for rec in records * 5:
         t = time.perf_counter()
-        x = records_to_features([rec], as_of=DAY)
-        risk = float(model.predict_proba(x)[0])
-        band = None
-        if risk > criteria.risk_gate.threshold:
-            low, high = model.predict_band(x)
-            band = (float(low[0]), float(high[0]))
-        screen(rec, risk=risk, band=band, screening_date=DAY, criteria=criteria)
+        screen_patients(model, Table.from_record(rec, DAY), criteria).decision(0)
         times.append(time.perf_counter() - t)
     assert np.isfinite(times).all()
     return statistics.median(times) * 1e3

@@ -26,16 +26,20 @@ from data_schema.table import (
     RowError,
     cohort_schema,
     validate_cohort,
+    without_truth,
 )
 from data_schema.vocabulary import (
+    GATE_STATES,
     SMALL_CELL,
     STATUSES,
     VERDICTS,
+    GateState,
     Status,
     Verdict,
 )
 
 __all__ = [
+    "GATE_STATES",
     "OUTCOME_COLUMN",
     "SMALL_CELL",
     "STATUSES",
@@ -43,6 +47,7 @@ __all__ = [
     "VERDICTS",
     "CohortValidationError",
     "FieldSpec",
+    "GateState",
     "PatientColumns",
     "PatientRecord",
     "RowError",
@@ -58,4 +63,5 @@ __all__ = [
     "records_to_features",
     "records_to_frame",
     "validate_cohort",
+    "without_truth",
 ]

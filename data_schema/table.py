@@ -24,6 +24,19 @@ TRUE_RISK_COLUMN = "true_risk_2y"
 #: Extra columns the synthetic generator may add (ground-truth annotations).
 SYNTHETIC_PREFIX = "dgp_"
 
+
+def without_truth(df: pd.DataFrame) -> pd.DataFrame:
+    """The columns a site's file could hold: the table without the synthetic truth
+    (``true_risk_2y`` and the ``dgp_`` annotations). Digests of data are taken of
+    this, so a run's lineage is the same with or without the truth."""
+    truth = [
+        c
+        for c in df.columns
+        if c == TRUE_RISK_COLUMN or str(c).startswith(SYNTHETIC_PREFIX)
+    ]
+    return df.drop(columns=truth) if truth else df
+
+
 #: The pandas dtype of each field kind in a validated cohort table.
 PANDAS_DTYPES = {
     "float": "float64",

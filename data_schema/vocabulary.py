@@ -6,6 +6,9 @@
   can answer.
 * A *status* is the screening decision for one patient. Missing data never gives
   ``eligible``.
+* A *gate state* says where a patient's 2-year risk stands against the trial's gate:
+  ``above`` (auto-passed), ``below`` (auto-excluded) or ``undetermined`` (in the
+  review zone, or missing predictors could carry it across an edge).
 * Shareable counts (attrition, subgroups) below :data:`SMALL_CELL` are suppressed.
 """
 
@@ -20,6 +23,10 @@ VERDICTS: tuple[str, ...] = get_args(Verdict)
 Status = Literal["eligible", "needs_review", "ineligible"]
 #: The statuses, in the order counts are reported.
 STATUSES: tuple[str, ...] = get_args(Status)
+
+GateState = Literal["above", "below", "undetermined"]
+#: The gate states.
+GATE_STATES: tuple[str, ...] = get_args(GateState)
 
 SMALL_CELL = 10
 """Counts from 1 to SMALL_CELL − 1 are shown as "<10" in shareable tables (the

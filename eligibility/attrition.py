@@ -28,7 +28,9 @@ def attrition_table(
 ) -> pd.DataFrame:
     """Sequential and per-criterion counts, in criterion order, small cells hidden.
 
-    Step 0 is everyone screened; step 1 the risk gate; then one step per criterion.
+    Step 0 is everyone screened; step 1 the risk gate (a gate ``below`` rules a
+    patient out; its ``unknown`` counts the undetermined gates, reviewed and not
+    ruled out); then one step per criterion.
     ``remaining`` counts patients not yet ruled out after that step (sequential);
     ``ruled_out_here`` those it removes from the remainder; ``fails``, ``unknown``
     and ``needs_judgment`` are per-criterion counts over everyone.
@@ -55,19 +57,20 @@ def attrition_table(
             "needs_judgment": 0,
         }
     ]
-    gate = screened["gate_passed"].to_numpy(dtype=bool)
+    state = screened["gate"].to_numpy(dtype=object)
+    below, undetermined = state == "below", state == "undetermined"
     rows.append(
         {
             "step": f"risk > {criteria.risk_gate.threshold:g}",
             "kind": "gate",
-            "remaining": int((alive & gate).sum()),
-            "ruled_out_here": int((alive & ~gate).sum()),
-            "fails": int((~gate).sum()),
-            "unknown": 0,
+            "remaining": int((alive & ~below).sum()),
+            "ruled_out_here": int((alive & below).sum()),
+            "fails": int(below.sum()),
+            "unknown": int(undetermined.sum()),
             "needs_judgment": 0,
         }
     )
-    alive &= gate
+    alive &= ~below
     for c in criteria.criteria:
         v = _verdict_codes(screened[c.id])
         fails = v == (TRUE if c.kind == "exclusion" else FALSE)

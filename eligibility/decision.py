@@ -2,14 +2,17 @@
 
 The order of the decision:
 
-1. **Risk gate.** A risk at or below the criteria file's gate → ``ineligible``, with
-   the risk as the reason. The criteria are still evaluated and reported.
+1. **Risk gate.** A gate ``below`` (the risk, and every value its missing
+   predictors could plausibly give it, at or below the review zone) →
+   ``ineligible``, with the risk as the reason. The criteria are still evaluated and
+   reported.
 2. **A failed criterion.** Any inclusion ``not_met`` or exclusion ``met`` →
    ``ineligible``. A recorded refusal (``consent_signed = false``) lands here.
 3. **Something to obtain.** Any criterion ``unknown`` because a datum is missing
    (other than the facts the screening visit settles) → ``needs_review``, listing
-   exactly the fields to obtain. So does a gate that cannot be decided
-   (``undetermined``: the risk's uncertainty reaches both sides of the gate).
+   exactly the fields to obtain. The gate's own criterion is ``unknown`` when the
+   gate is ``undetermined`` (the risk sits in the review zone, or its missing
+   predictors could carry it across an edge); it lists the predictors to measure.
 4. Otherwise ``eligible``; investigator-judgment items and visit-settled facts not
    yet recorded (consent, contraception) are listed under ``to_confirm``.
 
@@ -28,12 +31,19 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 import pandas as pd
 
-from data_schema import STATUSES, VERDICTS, Status, Verdict
+from data_schema import GATE_STATES, STATUSES, VERDICTS, GateState, Status, Verdict
 from eligibility.criteria import Criterion, TrialCriteria
-from eligibility.evaluate import FALSE, JUDGMENT, TRUE, UNKNOWN, Evaluation, Gate
+from eligibility.evaluate import (
+    FALSE,
+    JUDGMENT,
+    TRUE,
+    UNKNOWN,
+    Evaluation,
+    Gate,
+    gate_reason,
+)
 from eligibility.table import FloatArray, Table
 
-GateState = Literal["above", "below", "undetermined"]
 VERDICT_DTYPE = pd.CategoricalDtype(list(VERDICTS))
 
 
@@ -76,8 +86,11 @@ class Decision:
         to_confirm: criterion ids only the screening visit can settle.
         verdicts: one per criterion, in file order.
         risk: the model's 2-year LN risk (0–1).
-        band: the risk's uncertainty band (low, high), if computed.
+        risk_range: the lowest and highest plausible risk given what is not
+            recorded (both the risk for a record with every predictor).
         gate: ``above``, ``below`` or ``undetermined``.
+        gate_to_obtain: the missing predictors that would settle an undetermined
+            gate, most decisive first.
         criteria_version: ``<trial>@<version>+sha256:<hash>`` of the criteria file.
     """
 
@@ -87,8 +100,9 @@ class Decision:
     to_confirm: tuple[str, ...]
     verdicts: tuple[CriterionVerdict, ...]
     risk: float
-    band: tuple[float, float] | None
+    risk_range: tuple[float, float]
     gate: GateState
+    gate_to_obtain: tuple[str, ...]
     criteria_version: str
 
     def verdict(self, criterion_id: str) -> CriterionVerdict:
@@ -125,18 +139,6 @@ def phrase(
     )
 
 
-def gate_states(risk: FloatArray, band: np.ndarray, threshold: float) -> np.ndarray:
-    """``above`` / ``below`` / ``undetermined`` per patient.
-
-    Below: risk at or below the gate. Undetermined: above it, but the uncertainty
-    band reaches the gate (``low ≤ threshold < high``). Above otherwise.
-    """
-    straddles = (band[:, 0] <= threshold) & (threshold < band[:, 1])
-    return np.where(
-        risk <= threshold, "below", np.where(straddles, "undetermined", "above")
-    )
-
-
 class Screened:
     """Every criterion and the decision for every patient of a table.
 
@@ -148,18 +150,19 @@ class Screened:
         self,
         table: Table,
         criteria: TrialCriteria,
-        risk: FloatArray,
-        band: np.ndarray,
+        gate: Gate,
         evaluation: Evaluation,
     ) -> None:
         self.table = table
         self.criteria = criteria
-        self.risk = risk
-        self.band = band
+        self.risk = gate.risk
+        self.gate_input = gate
         self.evaluation = evaluation
         self.roots = evaluation.program.roots
         self.threshold = criteria.risk_gate.threshold
-        self.gate = gate_states(risk, band, self.threshold)
+        self.gate = gate.states
+        self.low = gate.risk if gate.low is None else gate.low
+        self.high = gate.risk if gate.high is None else gate.high
         self.codes = evaluation.root_codes()  # (patients, criteria)
         failing = np.array([_failing_code(c) for c in criteria.criteria])
         self.fails = self.codes == failing
@@ -200,9 +203,10 @@ class Screened:
             out[i] = tuple(ids[confirm[i]])
         return out
 
-    def band_of(self, row: int) -> tuple[float, float] | None:
-        low, high = self.band[row]
-        return None if np.isnan(low) else (float(low), float(high))
+    def gate_to_obtain(self, row: int) -> tuple[str, ...]:
+        """The missing predictors that would settle an undetermined gate."""
+        to_obtain = self.gate_input.to_obtain
+        return tuple(to_obtain[row]) if to_obtain else ()
 
     def decision(self, row: int) -> Decision:
         """One patient's decision with every verdict's reason and evidence."""
@@ -211,10 +215,10 @@ class Screened:
             for c, node in zip(self.criteria.criteria, self.roots, strict=True)
         )
         status: Status = self.status[row]
-        risk, band, gate = float(self.risk[row]), self.band_of(row), self.gate[row]
+        risk, gate = float(self.risk[row]), self.gate[row]
         if gate == "below":
             ids = self.criteria.risk_gate_ids  # the gate criterion repeats it
-            reasons = (f"2-year LN risk {risk:.3f} ≤ gate {self.threshold:g}",)
+            reasons = (gate_reason(self.gate_input, row),)
             reasons += tuple(
                 f"{v.id}: {v.reason}" for v in verdicts if v.fails and v.id not in ids
             )
@@ -227,11 +231,8 @@ class Screened:
                 for v, o in zip(verdicts, obtain, strict=True)
                 if o
             )
-            if gate == "undetermined" and band is not None:
-                reasons += (
-                    f"risk band {band[0]:.3f}–{band[1]:.3f} straddles the gate "
-                    f"{self.threshold:g}",
-                )
+            if gate == "undetermined" and not self.criteria.risk_gate_ids:
+                reasons += (gate_reason(self.gate_input, row),)
         else:
             reasons = (
                 f"risk {risk:.3f} > gate {self.threshold:g}; no criterion fails or "
@@ -244,8 +245,9 @@ class Screened:
             to_confirm=self.to_confirm[row],
             verdicts=verdicts,
             risk=risk,
-            band=band,
+            risk_range=(float(self.low[row]), float(self.high[row])),
             gate=gate,
+            gate_to_obtain=self.gate_to_obtain(row),
             criteria_version=self.criteria.criteria_version,
         )
 
@@ -254,7 +256,7 @@ class Screened:
         fail (ineligible) or are unknown (needs review)."""
         ids = [c.id for c in self.criteria.criteria]
         if self.gate[row] == "below":
-            return [f"2-year LN risk {self.risk[row]:.3f} ≤ gate {self.threshold:g}"]
+            return [gate_reason(self.gate_input, row)]
         if self.status[row] == "ineligible":
             return [f"{ids[j]}: fails" for j in np.flatnonzero(self.fails[row])]
         return [f"{ids[j]}: unknown" for j in np.flatnonzero(self.unknown[row])]
@@ -266,13 +268,17 @@ class Screened:
         return {s: int(found.get(s, 0)) for s in STATUSES}
 
     def frame(self) -> pd.DataFrame:
-        """One row per patient: ``status``, ``risk``, ``gate_passed``,
+        """One row per patient: ``status``, ``risk``, ``risk_low``, ``risk_high``,
+        ``gate`` (above / below / undetermined), ``gate_to_obtain``,
         ``missing_fields``, ``to_confirm`` and one verdict column per criterion."""
         out = pd.DataFrame(
             {
                 "status": self.status,
                 "risk": self.risk,
-                "gate_passed": self.risk > self.threshold,
+                "risk_low": self.low,
+                "risk_high": self.high,
+                "gate": self.gate,
+                "gate_to_obtain": [self.gate_to_obtain(i) for i in range(self.n)],
                 "missing_fields": self.missing_fields,
                 "to_confirm": self.to_confirm,
             }
@@ -292,7 +298,7 @@ def decide(
     table: Table,
     criteria: TrialCriteria,
     risk: FloatArray,
-    band: np.ndarray | None = None,
+    gate: Gate | None = None,
 ) -> Screened:
     """Evaluate every criterion on ``table`` and decide for every patient.
 
@@ -300,11 +306,13 @@ def decide(
         table: the patients on the screening date.
         criteria: from :func:`eligibility.criteria.load_criteria`.
         risk: the model's 2-year LN risk per patient (probability 0–1).
-        band: (n, 2) uncertainty band per patient, NaN where none was computed;
-            None for no band.
+        gate: where each risk stands (a model's three-valued gate, see
+            :class:`~eligibility.evaluate.Gate`); None reads the risk against the
+            criteria file's threshold (above when risk > threshold).
 
     Raises:
-        ValueError: risks or bands that are not probabilities of every patient.
+        ValueError: risks that are not probabilities of every patient, or gate
+            states that are not one of above / below / undetermined per patient.
     """
     risk = np.asarray(risk, dtype=np.float64)
     if (
@@ -313,13 +321,10 @@ def decide(
         or ((risk < 0) | (risk > 1)).any()
     ):
         raise ValueError("risks: one probability in [0, 1] per patient")
-    if band is None:
-        band = np.full((table.n, 2), np.nan)
-    band = np.asarray(band, dtype=np.float64).reshape(table.n, 2)
-    given = ~np.isnan(band[:, 0])
-    low, high = band[given, 0], band[given, 1]
-    if ((low < 0) | (low > high) | (high > 1)).any():
-        raise ValueError("bands must satisfy 0 <= low <= high <= 1")
-    gate = Gate(risk, criteria.risk_gate.threshold)
+    if gate is None:
+        gate = Gate(risk, criteria.risk_gate.threshold)
+    states = gate.states
+    if states.shape != (table.n,) or not set(states.tolist()) <= set(GATE_STATES):
+        raise ValueError(f"gate: one of {', '.join(GATE_STATES)} per patient")
     evaluation = Evaluation(criteria.program, table, gate)
-    return Screened(table, criteria, risk, band, evaluation)
+    return Screened(table, criteria, gate, evaluation)

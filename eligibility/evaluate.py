@@ -76,10 +76,34 @@ class Result(NamedTuple):
 
 @dataclass(frozen=True)
 class Gate:
-    """The model's risk per patient and the criteria file's gate (risk > threshold)."""
+    """The risk gate of every patient: the model's risk and where it stands.
+
+    Attributes:
+        risk: the predicted 2-year risk per patient (0–1).
+        threshold: the criteria file's gate (the trial admits risk > threshold).
+        state: ``above`` / ``below`` / ``undetermined`` per patient; None reads the
+            risk against the threshold (above when risk > threshold).
+        low: lowest plausible risk given what is not recorded (None: the risk).
+        high: highest plausible risk (None: the risk).
+        to_obtain: per patient, the missing predictors that would settle an
+            undetermined gate, most decisive first.
+        edges: (exclude edge, pass edge) of the review zone, if there is one.
+    """
 
     risk: FloatArray
     threshold: float
+    state: np.ndarray | None = None
+    low: FloatArray | None = None
+    high: FloatArray | None = None
+    to_obtain: Sequence[tuple[str, ...]] | None = None
+    edges: tuple[float, float] | None = None
+
+    @cached_property
+    def states(self) -> np.ndarray:
+        """The state of every patient (from the risk when none was given)."""
+        if self.state is not None:
+            return np.asarray(self.state)
+        return np.where(self.risk > self.threshold, "above", "below")
 
 
 def _fmt(v: Any) -> str:
@@ -348,8 +372,11 @@ class Evaluation:
     def _gates(self, indices: list[int]) -> None:
         if self.gate is None:
             self.codes[indices] = UNKNOWN
-        else:
-            self.codes[indices] = self.gate.risk > self.gate.threshold
+            return
+        states = self.gate.states
+        codes = np.where(states == "above", TRUE, FALSE).astype(np.int8)
+        codes[states == "undetermined"] = UNKNOWN
+        self.codes[indices] = codes
 
     # --- combinations -----------------------------------------------------------------
     def _combine(self, kind: type, group: _Group) -> None:
@@ -409,7 +436,9 @@ class Evaluation:
             return tuple(name for name, rows in iv.missing.items() if rows[row])
         node = self.program.nodes[index]
         if kind == "gate":
-            return ("risk",)
+            if self.gate is None:
+                return ("risk",)
+            return tuple(self.gate.to_obtain[row]) if self.gate.to_obtain else ()
         if kind == "window":
             return _window_missing(_window_of(node), self.table, row)  # type: ignore[arg-type]
         if kind == "flag":
@@ -483,12 +512,56 @@ def _judgment_details(ev: Evaluation, index: int, row: int) -> Details:
 
 
 def _gate_details(ev: Evaluation, index: int, row: int) -> Details:
-    if ev.gate is None:
+    gate = ev.gate
+    if gate is None:
         return "no model risk or gate given", {}, ()
-    risk = float(ev.gate.risk[row])
-    sign = ">" if risk > ev.gate.threshold else "≤"
-    reason = f"2-year LN risk {risk:.3f} {sign} gate {ev.gate.threshold:g}"
-    return reason, {"risk": risk}, ()
+    return gate_reason(gate, row), gate_evidence(gate, row), ()
+
+
+def gate_evidence(gate: Gate, row: int) -> dict[str, Any]:
+    """The gate's numbers for one patient."""
+    evidence: dict[str, Any] = {"risk": float(gate.risk[row]), "gate": gate.states[row]}
+    if gate.low is not None and gate.high is not None:
+        evidence["risk_low"] = float(gate.low[row])
+        evidence["risk_high"] = float(gate.high[row])
+    return evidence
+
+
+def gate_reason(gate: Gate, row: int) -> str:
+    """One sentence: where the patient's risk stands against the gate, and why."""
+    risk, threshold = float(gate.risk[row]), gate.threshold
+    state = gate.states[row]
+    if gate.edges is None:
+        sign = ">" if state == "above" else "≤"
+        return f"2-year LN risk {risk:.3f} {sign} gate {threshold:g}"
+    excl, passing = gate.edges
+    low = float(gate.low[row]) if gate.low is not None else risk
+    high = float(gate.high[row]) if gate.high is not None else risk
+    plausible = (
+        f" (plausibly {low:.3f}–{high:.3f} given what is not recorded)"
+        if high > low
+        else ""
+    )
+    zone = f"the review zone ({excl:.3f}–{passing:.3f}]"
+    if state == "above":
+        return (
+            f"2-year LN risk {risk:.3f}{plausible} > gate {threshold:g}, above {zone}"
+        )
+    if state == "below":
+        return (
+            f"2-year LN risk {risk:.3f}{plausible} ≤ gate {threshold:g}, below {zone}"
+        )
+    obtain = tuple(gate.to_obtain[row]) if gate.to_obtain else ()
+    if obtain:
+        return (
+            f"2-year LN risk {risk:.3f}{plausible}: the missing predictors could "
+            f"carry it across the review zone ({excl:.3f}–{passing:.3f}] around the "
+            f"gate {threshold:g}; measure {', '.join(obtain[:3])}"
+        )
+    return (
+        f"2-year LN risk {risk:.3f} is in the review zone ({excl:.3f}–{passing:.3f}] "
+        f"around the gate {threshold:g}: a clinician decides"
+    )
 
 
 def _flag_details(ev: Evaluation, index: int, row: int) -> Details:

@@ -7,15 +7,19 @@ comes from the criteria file in force. Training writes it, MLflow stores it, the
 step copies it into the BentoML model store, and the service reads it.
 """
 
-from riskmodel.band import RiskBand
 from riskmodel.calibration import Calibration, ModelFormatError
+from riskmodel.gate import GateStates
+from riskmodel.imputation import Imputer
 from riskmodel.model import ARTIFACT_DIR, FORMAT_VERSION, LNRiskModel
+from riskmodel.zone import ReviewZone
 
 __all__ = [
     "ARTIFACT_DIR",
     "FORMAT_VERSION",
     "Calibration",
+    "GateStates",
+    "Imputer",
     "LNRiskModel",
     "ModelFormatError",
-    "RiskBand",
+    "ReviewZone",
 ]

@@ -4,7 +4,9 @@ Two model kinds share one format: ``xgboost`` (a booster) and ``logistic`` (a
 :class:`~riskmodel.linear.LinearScorer`, plain numbers). Layout of a saved model::
 
     model.json     manifest: format version, kind, feature names, calibration,
-                   linear terms and coefficients (logistic), metadata
+                   linear terms and coefficients (logistic), the chained equations
+                   of the predictors (imputation), the review zone's observed
+                   event-rate curve, the monotone labs, metadata
     booster.ubj    the XGBoost booster in XGBoost's native UBJSON format (xgboost)
 
 Scoring is ``booster.inplace_predict`` on a float32 matrix (the booster's margin)
@@ -12,7 +14,8 @@ followed by the calibration map. For one patient this is ~0.2–0.3 ms, where a
 scikit-learn ``CalibratedClassifierCV`` over three boosters costs ~6–12 ms
 (feasibility.md §3a, ``benchmarks/scoring.py``). After :meth:`LNRiskModel.compile_trees`
 a few rows at a time are scored by walking the trees with numpy (~0.05 ms, the same
-numbers; :mod:`riskmodel.trees`).
+numbers; :mod:`riskmodel.trees`). :meth:`LNRiskModel.gate` gives the three-valued
+gate (:mod:`riskmodel.gate`).
 """
 
 from __future__ import annotations
@@ -26,12 +29,14 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
-from riskmodel.band import RiskBand
 from riskmodel.calibration import Calibration, ModelFormatError
+from riskmodel.gate import GateStates, gate_states
+from riskmodel.imputation import Imputer
 from riskmodel.linear import LinearScorer
 from riskmodel.trees import TreeArrays, booster_margin, compile_booster
+from riskmodel.zone import ReviewZone
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "model.json"
 BOOSTER = "booster.ubj"
 ARTIFACT_DIR = "ln_risk_model"
@@ -50,7 +55,10 @@ class LNRiskModel:
             ``data_schema.model_features()`` of the code that serves it.
         metadata: free-form provenance (training run, data digest, config hash).
         linear: the logistic scorer when ``booster`` is None.
-        band: bootstrap members giving a per-patient uncertainty band, or None.
+        imputer: chained equations giving plausible values of missing predictors.
+        zone: the observed event-rate curve placing the review zone.
+        monotone: feature → +1 / −1 for predictors the model is constrained to
+            follow in one direction.
         trees: the booster as numpy arrays for scoring a few rows at a time (see
             :meth:`compile_trees`), or None.
     """
@@ -60,7 +68,9 @@ class LNRiskModel:
     feature_names: tuple[str, ...]
     metadata: dict[str, Any] = field(default_factory=dict)
     linear: LinearScorer | None = None
-    band: RiskBand | None = None
+    imputer: Imputer | None = None
+    zone: ReviewZone | None = None
+    monotone: dict[str, int] = field(default_factory=dict)
     trees: TreeArrays | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -75,26 +85,19 @@ class LNRiskModel:
         """Pin XGBoost's thread count (1 per worker when serving with 2 workers)."""
         if self.booster is not None:
             self.booster.set_param({"nthread": int(n_threads)})
-        if self.band is not None:
-            self.band.set_threads(n_threads)
 
     def compile_trees(self) -> bool:
         """Score up to a few rows at a time by walking the trees with numpy.
 
         ~4x cheaper than a booster call for one patient, and the same margins bit
         for bit (see :mod:`riskmodel.trees`). For a service that scores one patient
-        per request; costs ~30 ms per booster once. Returns True when the booster
-        and every band member compiled (a booster that does not keeps scoring
-        with XGBoost).
+        per request; costs ~30 ms once. Returns True when the booster compiled (a
+        booster that does not keeps scoring with XGBoost).
         """
         if self.booster is None:
             return False
         self.trees = compile_booster(self.booster)
-        compiled = self.trees is not None
-        if self.band is not None:
-            self.band = self.band.with_compiled_trees()
-            compiled = compiled and all(t is not None for t in self.band.trees)
-        return compiled
+        return self.trees is not None
 
     def margin(self, features: np.ndarray) -> np.ndarray:
         """The booster's raw log-odds for a float32 matrix (n, n_features)."""
@@ -134,13 +137,22 @@ class LNRiskModel:
             out[:, index[term.feature]] += coef * term.column(features, index)
         return out
 
-    def predict_band(
-        self, features: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray] | None:
-        """Per-patient (low, high) uncertainty band, or None without band members."""
-        if self.band is None:
-            return None
-        return self.band.interval(np.asarray(features, dtype=np.float32))
+    def gate(self, features: np.ndarray, threshold: float) -> GateStates:
+        """The three-valued gate of each row for a gate ``threshold`` on the risk.
+
+        Raises:
+            ModelFormatError: the model has no imputation equations or review zone.
+        """
+        if self.imputer is None or self.zone is None:
+            raise ModelFormatError("this model has no imputation equations or zone")
+        return gate_states(
+            self.predict_proba,
+            self.imputer,
+            self.zone,
+            np.asarray(features, dtype=np.float32),
+            threshold,
+            self.monotone,
+        )
 
     # --- persistence ---------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
@@ -160,18 +172,11 @@ class LNRiskModel:
             manifest["booster_file"] = BOOSTER
         if self.linear is not None:
             manifest["linear"] = self.linear.to_dict()
-        if self.band is not None:
-            files = []
-            for k, booster in enumerate(self.band.boosters):
-                name = f"band_member_{k:02d}.ubj"
-                booster.save_model(directory / name)
-                files.append(name)
-            manifest["band"] = {
-                "level": self.band.level,
-                "inflation": self.band.inflation,
-                "member_files": files,
-                "calibrations": [c.to_dict() for c in self.band.calibrations],
-            }
+        if self.imputer is not None:
+            manifest["imputation"] = self.imputer.to_dict()
+        if self.zone is not None:
+            manifest["review_zone"] = self.zone.to_dict()
+        manifest["monotone"] = dict(sorted(self.monotone.items()))
         (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
         return directory
 
@@ -224,24 +229,29 @@ class LNRiskModel:
                 raise ModelFormatError("booster and manifest disagree on feature count")
         else:
             raise ModelFormatError(f"unknown model kind {manifest.get('kind')!r}")
-        band: RiskBand | None = None
-        if "band" in manifest:
-            spec = manifest["band"]
-            boosters = []
-            for name in spec["member_files"]:
-                member = xgb.Booster()
-                member.load_model(directory / name)
-                boosters.append(member)
-            band = RiskBand(
-                tuple(boosters),
-                tuple(Calibration.from_dict(c) for c in spec["calibrations"]),
-                level=float(spec["level"]),
-                inflation=float(spec["inflation"]),
+        try:
+            imputer = (
+                Imputer.from_dict(manifest["imputation"])
+                if "imputation" in manifest
+                else None
             )
+            zone = (
+                ReviewZone.from_dict(manifest["review_zone"])
+                if "review_zone" in manifest
+                else None
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFormatError(
+                f"invalid gate parameters in {directory}: {exc}"
+            ) from None
+        if imputer is not None and imputer.features != features:
+            raise ModelFormatError("the imputation equations name other features")
         return cls(
             booster=booster,
             linear=linear,
-            band=band,
+            imputer=imputer,
+            zone=zone,
+            monotone={str(k): int(v) for k, v in manifest.get("monotone", {}).items()},
             calibration=Calibration.from_dict(manifest["calibration"]),
             feature_names=features,
             metadata=dict(manifest.get("metadata", {})),

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from data_schema import GateState, Status, Verdict
+
 DISCLAIMER = (
     "Research screening support for trial NCT05585671. Not a diagnostic device: "
     "a clinician decides eligibility."
@@ -15,8 +17,19 @@ CRITERIA_VERSION_HELP = (
     "Eligibility criteria loaded by the service: <trial>@<version>+sha256:<hash of "
     "the criteria file>."
 )
-Status = Literal["eligible", "ineligible", "needs_review"]
-Verdict = Literal["met", "not_met", "unknown", "needs_judgment"]
+GATE_HELP = (
+    "Where the risk stands against the gate: above (auto-passed), below "
+    "(auto-excluded) or undetermined (reviewed: the risk sits in the review zone "
+    "around the gate, or the missing predictors could carry it across an edge)."
+)
+RANGE_HELP = (
+    "Lowest / highest plausible 2-year risk given the predictors that are not "
+    "recorded (both equal risk_2y when every predictor is recorded)."
+)
+TO_OBTAIN_HELP = (
+    "The missing predictors whose measurement could settle an undetermined gate, "
+    "most decisive first."
+)
 
 
 class RiskPrediction(BaseModel):
@@ -33,25 +46,11 @@ class RiskPrediction(BaseModel):
         description="Calibrated probability of new-onset lupus nephritis within 24 "
         "months (0-1).",
     )
-    passes_gate: bool = Field(
-        description="True when risk_2y is above the gate threshold (the trial admits "
-        "risk > 50 %)."
-    )
+    gate: GateState = Field(description=GATE_HELP)
     gate_threshold: float = Field(description="The gate: risk must exceed this.")
-    risk_band_low: float | None = Field(
-        default=None,
-        description="Lower end of the model's uncertainty band for risk_2y (0-1); "
-        "null if the model has no band.",
-    )
-    risk_band_high: float | None = Field(
-        default=None, description="Upper end of the uncertainty band (0-1)."
-    )
-    needs_review: bool = Field(
-        default=False,
-        description="True when the band straddles the gate (low ≤ gate < high): the "
-        "risk cannot be told apart from the threshold, so a clinician must review "
-        "instead of the gate deciding.",
-    )
+    risk_low: float = Field(ge=0, le=1, description=RANGE_HELP)
+    risk_high: float = Field(ge=0, le=1, description=RANGE_HELP)
+    gate_to_obtain: list[str] = Field(description=TO_OBTAIN_HELP)
     model_name: str = Field(description="Registered model name.")
     model_version: str = Field(description="Registered model version served.")
     criteria_version: str = Field(description=CRITERIA_VERSION_HELP)
@@ -97,7 +96,12 @@ class ModelInfo(BaseModel):
     data_digest: str | None
     calibration: str
     gate_threshold: float
-    band_level: float | None
+    review_zone: list[float] | None = Field(
+        description="[exclude edge, pass edge] of the review zone on the risk scale, "
+        "for the gate in force: auto-excluded at or below the first, auto-passed "
+        "above the second."
+    )
+    gate_method: str | None = Field(description="How the three-valued gate decides.")
     headline_metrics: dict[str, float] = Field(
         description="Held-out metrics of the training run (AUROC, calibration, gate)."
     )
@@ -135,10 +139,10 @@ class ScreeningDecision(BaseModel):
 
     patient_id: str | None = Field(description="The patient_id sent, if any.")
     status: Status = Field(
-        description="ineligible (risk ≤ gate, or a criterion fails) / needs_review "
-        "(no criterion fails but data are missing, or the risk band straddles the "
-        "gate) / eligible (to be confirmed at the screening visit). Missing data "
-        "never gives eligible."
+        description="ineligible (the gate is below, or a criterion fails) / "
+        "needs_review (no criterion fails but data are missing, or the gate is "
+        "undetermined) / eligible (to be confirmed at the screening visit). Missing "
+        "data never gives eligible, nor ineligible by the gate alone."
     )
     reasons: list[str] = Field(description="Why, most decisive first.")
     missing_fields: list[str] = Field(
@@ -150,13 +154,10 @@ class ScreeningDecision(BaseModel):
     )
     risk_2y: float = Field(ge=0, le=1, description="2-year LN risk (0-1).")
     gate_threshold: float = Field(description="The gate: risk must exceed this.")
-    risk_band_low: float | None = Field(
-        default=None,
-        description="Uncertainty band of the risk (0-1). Computed only above the "
-        "gate, where it can change the decision (use predict_risk for the band of "
-        "any patient); null otherwise or if the model has no band.",
-    )
-    risk_band_high: float | None = None
+    gate: GateState = Field(description=GATE_HELP)
+    risk_low: float = Field(ge=0, le=1, description=RANGE_HELP)
+    risk_high: float = Field(ge=0, le=1, description=RANGE_HELP)
+    gate_to_obtain: list[str] = Field(description=TO_OBTAIN_HELP)
     screening_date: date = Field(description="Day 0 for ages and wash-out windows.")
     verdicts: list[CriterionResult] = Field(description="Every criterion, in order.")
     model_name: str
@@ -176,10 +177,10 @@ class PatientScreening(BaseModel):
     missing_fields: list[str]
     to_confirm: list[str]
     risk_2y: float = Field(ge=0, le=1)
-    risk_band_low: float | None = Field(
-        default=None, description="As in `screen`: computed above the gate only."
-    )
-    risk_band_high: float | None = None
+    gate: GateState = Field(description=GATE_HELP)
+    risk_low: float = Field(ge=0, le=1, description=RANGE_HELP)
+    risk_high: float = Field(ge=0, le=1, description=RANGE_HELP)
+    gate_to_obtain: list[str] = Field(description=TO_OBTAIN_HELP)
     verdicts: dict[str, Verdict] = Field(description="Criterion id → verdict.")
 
 
@@ -190,7 +191,10 @@ class AttritionStep(BaseModel):
     decision. Suppress small cells before sharing (``lnrisk screen`` does).
     """
 
-    step: str = Field(description="'screened', the risk gate, then criterion ids.")
+    step: str = Field(
+        description="'screened', the risk gate (its unknown count: undetermined "
+        "gates), then criterion ids."
+    )
     kind: str = Field(description="gate / inclusion / exclusion ('' for step 0).")
     remaining: int = Field(description="Not yet ruled out after this step.")
     ruled_out_here: int = Field(description="Ruled out by this step.")

@@ -34,6 +34,7 @@ from pydantic import Field
 from starlette.responses import Response
 
 from data_schema import (
+    GATE_STATES,
     PatientColumns,
     PatientRecord,
     columns_to_frame,
@@ -177,18 +178,13 @@ class LNRiskService:
 
         Research screening support, not a diagnostic device. Missing values are
         allowed (null or absent); out-of-range, wrongly typed or unknown fields are
-        rejected with HTTP 400 naming the field. ``needs_review`` is true when the
-        risk's uncertainty band straddles the gate.
+        rejected with HTTP 400 naming the field. ``gate`` is above, below or
+        undetermined: undetermined when the risk sits in the review zone or the
+        missing predictors could carry it across an edge (``gate_to_obtain`` lists
+        what to measure).
         """
         results = self._predict(patients)
-        self._audit(
-            ctx,
-            "predict_risk",
-            patients,
-            len(patients),
-            n_passes_gate=sum(r.passes_gate for r in results),
-            n_needs_review=sum(r.needs_review for r in results),
-        )
+        self._audit(ctx, "predict_risk", patients, len(patients), **_gates(results))
         return results
 
     @bentoml.api(batchable=True, max_batch_size=256, max_latency_ms=1000)
@@ -197,20 +193,16 @@ class LNRiskService:
     ) -> list[RiskPrediction]:
         """``predict_risk`` with adaptive batching, for many concurrent callers.
 
-        BentoML merges concurrent requests into one model call, so the ten-member
-        uncertainty band is computed once for the whole batch instead of per
-        request. Same body and answers as ``predict_risk``; an idle server adds a
-        few milliseconds of waiting. Audited once per merged batch. Research
-        screening support, not a diagnostic device.
+        BentoML merges concurrent requests into one model call, so the plausible
+        completions of missing predictors are scored once for the whole batch.
+        Same body and answers as ``predict_risk``; an idle server adds a few
+        milliseconds of waiting. Audited once per merged batch. Research screening
+        support, not a diagnostic device.
         """
         results = self._predict(patients)
+        # a merged batch has no single request behind it
         self._audit(
-            None,  # a merged batch has no single request behind it
-            "predict_risk_batched",
-            patients,
-            len(patients),
-            n_passes_gate=sum(r.passes_gate for r in results),
-            n_needs_review=sum(r.needs_review for r in results),
+            None, "predict_risk_batched", patients, len(patients), **_gates(results)
         )
         return results
 
@@ -262,7 +254,7 @@ class LNRiskService:
         """The model being served: name, version, provenance and held-out quality."""
         assert self.model is not None
         metrics = self.model.metadata.get("held_out_metrics", {})
-        band = self.model.band
+        zone = self.model.zone
         return ModelInfo(
             model_name=self.model_name,
             model_version=self.model_version,
@@ -272,7 +264,8 @@ class LNRiskService:
             data_digest=self.meta.get("data_digest"),
             calibration=self.model.calibration.method,
             gate_threshold=self.gate,
-            band_level=None if band is None else band.level,
+            review_zone=None if zone is None else list(zone.edges(self.gate)),
+            gate_method=self.model.metadata.get("gate_method"),
             headline_metrics={k: float(v) for k, v in metrics.items()},
             criteria_trial=self.criteria.trial_id,
             criteria_file=self.criteria_path.name,
@@ -377,7 +370,6 @@ class LNRiskService:
     def _decision(self, patient: PatientRecord, decision: Decision, day: date) -> dict:
         """The ScreeningDecision body as plain data (serialised once, unvalidated:
         tests/serving check it against the model)."""
-        band = decision.band
         return {
             "patient_id": patient.patient_id,
             "status": decision.status,
@@ -386,8 +378,10 @@ class LNRiskService:
             "to_confirm": decision.to_confirm,
             "risk_2y": decision.risk,
             "gate_threshold": self.gate,
-            "risk_band_low": None if band is None else band[0],
-            "risk_band_high": None if band is None else band[1],
+            "gate": decision.gate,
+            "risk_low": decision.risk_range[0],
+            "risk_high": decision.risk_range[1],
+            "gate_to_obtain": decision.gate_to_obtain,
             "screening_date": day,
             "verdicts": [
                 {
@@ -408,25 +402,21 @@ class LNRiskService:
 
     def _predict(self, patients: list[PatientRecord]) -> list[RiskPrediction]:
         assert self.model is not None and self.criteria is not None
-        features = records_to_features(patients)
-        risks = self.model.predict_proba(features)
-        gate = self.gate
-        band = self.model.predict_band(features)
-        lows, highs = band if band is not None else ([None] * len(risks),) * 2
+        gate = self.model.gate(records_to_features(patients), self.gate)
         return [
             RiskPrediction(
                 patient_id=p.patient_id,
-                risk_2y=float(r),
-                passes_gate=bool(r > gate),
-                gate_threshold=gate,
-                risk_band_low=None if lo is None else float(lo),
-                risk_band_high=None if hi is None else float(hi),
-                needs_review=lo is not None and bool(lo <= gate < hi),
+                risk_2y=float(gate.risk[i]),
+                gate=gate.state[i],
+                gate_threshold=self.gate,
+                risk_low=float(gate.low[i]),
+                risk_high=float(gate.high[i]),
+                gate_to_obtain=list(gate.to_obtain[i]),
                 model_name=self.model_name,
                 model_version=self.model_version,
                 criteria_version=self.criteria.criteria_version,
             )
-            for p, r, lo, hi in zip(patients, risks, lows, highs, strict=True)
+            for i, p in enumerate(patients)
         ]
 
     def _audit(
@@ -470,9 +460,8 @@ def _batch_results(ids: list[str | None], screened: Screened) -> list[dict]:
     """One plain dict per patient of a batch (verdicts without evidence)."""
     criterion_ids = [c.id for c in screened.criteria.criteria]
     verdicts = screened.frame()[criterion_ids].astype(str).to_numpy().tolist()
-    lows, highs = (
-        np.where(np.isnan(column), None, column).tolist() for column in screened.band.T
-    )
+    lows, highs = screened.low.tolist(), screened.high.tolist()
+    gates = screened.gate.tolist()
     return [
         {
             "patient_id": ids[i],
@@ -481,14 +470,23 @@ def _batch_results(ids: list[str | None], screened: Screened) -> list[dict]:
             "missing_fields": screened.missing_fields[i],
             "to_confirm": screened.to_confirm[i],
             "risk_2y": risk,
-            "risk_band_low": lows[i],
-            "risk_band_high": highs[i],
+            "gate": gates[i],
+            "risk_low": lows[i],
+            "risk_high": highs[i],
+            "gate_to_obtain": screened.gate_to_obtain(i),
             "verdicts": dict(zip(criterion_ids, verdicts[i], strict=True)),
         }
         for i, (risk, status) in enumerate(
             zip(screened.risk.tolist(), screened.status.tolist(), strict=True)
         )
     ]
+
+
+def _gates(results: list[RiskPrediction]) -> dict[str, int]:
+    """Patients per gate state, for the audit line."""
+    return {
+        f"gate_{state}": sum(r.gate == state for r in results) for state in GATE_STATES
+    }
 
 
 def _json_response(payload: dict) -> Response:

@@ -100,7 +100,7 @@ def exclusions_met(
         screening_date = date.fromisoformat(
             df.attrs.get("dgp_reference_date", REFERENCE_DATE.isoformat())
         )
-    verdicts = screen_frame(df, np.ones(len(df)), None, screening_date, criteria)
+    verdicts = screen_frame(df, np.ones(len(df)), screening_date, criteria)
     ids = [c.id for c in criteria.criteria if c.kind == "exclusion"]
     met = verdicts[ids] == "met"
     met.index = df.index

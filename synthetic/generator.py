@@ -947,6 +947,7 @@ def _record(
     missing_rng: np.random.Generator,
     shift: PopulationShift,
     measurement_noise: bool,
+    missing_values: bool = True,
 ) -> dict[str, np.ndarray]:
     """Recorded values: truth + facts, then noise, assay scale and missingness."""
     rec: dict[str, np.ndarray] = {}
@@ -986,7 +987,7 @@ def _record(
         if spec.kind in ("float", "int") and spec.ge is not None:
             rec[name] = np.clip(values.astype(np.float64), spec.ge, spec.le)
 
-    return _make_missing(rec, missing_rng)
+    return _make_missing(rec, missing_rng) if missing_values else rec
 
 
 def _kidney_history(rec: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -1113,6 +1114,7 @@ def generate_cohort(
     reference_date: date = REFERENCE_DATE,
     measurement_noise: bool = True,
     small_terms: bool = False,
+    missing_values: bool = True,
 ) -> pd.DataFrame:
     """A synthetic screening cohort with known 2-year LN risk (clinical.md §8).
 
@@ -1127,6 +1129,9 @@ def generate_cohort(
         measurement_noise: add lab noise to the recorded C3, C4, creatinine and
             anti-dsDNA. The outcome always uses the true values.
         small_terms: include the "optional small terms" of §8.4 in the truth model.
+        missing_values: let values go missing as §8.6 describes; False records
+            every value (complete records, as the gate benchmark needs). Every other
+            column is the same either way.
 
     Returns:
         One row per patient: every ``PatientRecord`` field (schema dtypes), then
@@ -1150,7 +1155,9 @@ def generate_cohort(
     lp = linear_predictor(_truth_covariates(truth), small_terms, beta0)
     risk = expit(lp)
     outcome = outcome_rng.random(n) < risk
-    rec = _record(truth, facts, noise_rng, missing_rng, pop, measurement_noise)
+    rec = _record(
+        truth, facts, noise_rng, missing_rng, pop, measurement_noise, missing_values
+    )
 
     rec["date_of_birth"], rec["age_years"] = _birth_dates(truth["age_years"], ref)
     rec["patient_id"] = _patient_ids(seed, n)

@@ -61,6 +61,7 @@ def small_config():  # -> TrainingConfig
                     "max_abs_citl": 0.04,
                     "max_ici": 0.04,
                     "min_auroc_ci_low": 0.6,
+                    "min_gate_events": 0,
                 }
             ),
             "cohort": base.cohort.model_copy(update={"n": 4000, "seed": 11}),
@@ -69,7 +70,6 @@ def small_config():  # -> TrainingConfig
                 update={"n_iter": 2, "cv_folds": 2, "n_estimators": (80, 120)}
             ),
             "calibration": base.calibration.model_copy(update={"cv_folds": 3}),
-            "uncertainty": base.uncertainty.model_copy(update={"n_members": 3}),
         }
     )
 

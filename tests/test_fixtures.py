@@ -13,7 +13,8 @@ from tests.conftest import FIXTURES
 
 def test_the_fixture_model_loads_with_todays_features() -> None:
     model = LNRiskModel.load(FIXTURES / "model", expected_features=model_features())
-    assert model.kind == "xgboost" and model.band is not None
+    assert model.kind == "xgboost"
+    assert model.imputer is not None and model.zone is not None
     assert set(model.metadata["held_out_metrics"]) >= {"auroc", "cal_slope"}
 
 

@@ -4,7 +4,7 @@ Each notebook is executed with nbclient in a fresh kernel (the venv's ``python3`
 against its own temporary MLflow store, so a broken notebook fails the suite.
 Notebook 01 runs on the default 20,000-patient cohort. Notebooks 02 and 03 train
 the models they need when the store has none; here they get a fast profile
-(2,000 patients, a 2-setting search, 3 band members) through the ``parameters``
+(2,000 patients, a 2-setting search) through the ``parameters``
 cell, as papermill would inject it, so the suite stays short. 500 held-out patients
 estimate calibration loosely, so that profile widens the registration gate. On the
 default profile they take longer (see notebooks/README.md).
@@ -29,9 +29,8 @@ cohort: {n: 2000, seed: 11}
 model: {n_estimators: 120}
 search: {n_iter: 2, cv_folds: 2, n_estimators: [80, 120]}
 calibration: {cv_folds: 3}
-uncertainty: {n_members: 3}
 registration: {cal_slope_min: 0.5, cal_slope_max: 2.0, max_abs_citl: 0.05,
-               max_ici: 0.06, min_auroc_ci_low: 0.55}
+               max_ici: 0.06, min_auroc_ci_low: 0.55, min_gate_events: 0}
 """
 
 

@@ -445,13 +445,6 @@ def screen(
     criteria: Annotated[
         Path | None, typer.Option(help="Criteria YAML (default: NCT05585671).")
     ] = None,
-    band_for: Annotated[
-        str,
-        typer.Option(
-            help="Uncertainty band for 'gate' (patients above the risk gate, the "
-            "only ones whose decision it can change) or 'all' (≈10x the model cost)."
-        ),
-    ] = "gate",
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Score risk with a registered model, apply the trial's rules, write results."""
@@ -469,8 +462,6 @@ def screen(
         day = date.fromisoformat(screening_date)
     except ValueError:
         _fail(f"--screening-date {screening_date!r} is not YYYY-MM-DD")
-    if band_for not in ("gate", "all"):
-        _fail(f"--band-for {band_for!r}: use 'gate' or 'all'")
     try:
         rules = load_criteria(criteria or DEFAULT_CRITERIA_PATH)
         cohort = validate_cohort(read_cohort(input_path))
@@ -491,7 +482,6 @@ def screen(
             cohort,
             day,
             rules,
-            band_for="all" if band_for == "all" else "gate",
             progress=lambda k: bar.update(task, advance=k),
         )
     paths = write_results(result, out)

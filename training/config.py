@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import date
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -94,11 +95,35 @@ class CalibrationSettings(_Settings):
     cv_folds: int = Field(5, ge=2, le=20)
 
 
-class UncertaintySettings(_Settings):
-    """Per-patient uncertainty band from a bootstrap ensemble (0 members: no band)."""
+class PopulationSettings(_Settings):
+    """Who the model is developed for: SLE without prior kidney involvement.
 
-    n_members: int = Field(10, ge=0, le=100)
-    level: float = Field(0.90, gt=0.5, lt=1.0, description="band coverage level")
+    Patients meeting any criterion of the named groups of the criteria file (each a
+    route to the condition, e.g. a biopsy, proteinuria > 0.5 g/24 h) are left out
+    before the split; the attrition is reported with every run.
+    """
+
+    exclude_groups: tuple[str, ...] = ("kidney-involvement",)
+    reference_date: date | None = Field(
+        None,
+        description="the date the criteria are read on (default: today); the "
+        "records describe the patients at that date",
+    )
+
+
+class GateSettings(_Settings):
+    """The three-valued gate: plausible values of missing predictors and the zone.
+
+    The review zone auto-excludes patients like those whose observed 2-year event
+    rate was at most ``gate − exclude_margin``, and auto-passes those like patients
+    whose rate was above ``gate + pass_margin`` (riskmodel.zone); missing predictors
+    are completed ``draws`` times by chained equations over ``sweeps`` passes.
+    """
+
+    exclude_margin: float = Field(0.15, gt=0, lt=1)
+    pass_margin: float = Field(0.10, ge=0, lt=1)
+    draws: int = Field(32, ge=8, le=256)
+    sweeps: int = Field(3, ge=1, le=20)
 
 
 class RegistrationCriteria(_Settings):
@@ -117,6 +142,12 @@ class RegistrationCriteria(_Settings):
     max_ici: float = Field(0.02, ge=0)
     min_auroc_ci_low: float = Field(
         0.70, ge=0, le=1, description="published baseline AUROC to beat (RIFLE-LN)"
+    )
+    min_gate_events: int = Field(
+        10,
+        ge=0,
+        description="held-out events needed among auto-passed and among reviewed "
+        "patients to measure the review zone",
     )
 
 
@@ -155,7 +186,8 @@ class TrainingConfig(_Settings):
     model: ModelSettings = ModelSettings()
     search: SearchSettings = SearchSettings()
     calibration: CalibrationSettings = CalibrationSettings()
-    uncertainty: UncertaintySettings = UncertaintySettings()
+    population: PopulationSettings = PopulationSettings()
+    gate: GateSettings = GateSettings()
     registration: RegistrationCriteria = RegistrationCriteria()
     promotion: PromotionCriteria = PromotionCriteria()
     tracking: TrackingSettings = TrackingSettings()

@@ -11,7 +11,8 @@ training path itself never imports the generator.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -20,6 +21,8 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from data_schema import OUTCOME_COLUMN, validate_cohort
+from eligibility import TrialCriteria
+from eligibility.population import group_verdicts
 
 SourceReader = Callable[[str], pd.DataFrame]
 """Rebuilds the cohort a data source describes (e.g. ``synthetic://…``)."""
@@ -91,3 +94,48 @@ def split_by_patient(
         df.loc[~test_mask].reset_index(drop=True),
         df.loc[test_mask].reset_index(drop=True),
     )
+
+
+def development_population(
+    cohort: pd.DataFrame,
+    criteria: TrialCriteria,
+    groups: Sequence[str],
+    reference_date: date | None = None,
+) -> tuple[pd.DataFrame, list[dict[str, object]]]:
+    """The patients the model is for, and the attrition of leaving the rest out.
+
+    A patient meeting any criterion of ``groups`` (routes to a condition such as
+    prior kidney involvement, defined once in the criteria file) is left out; one
+    whose routes are all unknown (e.g. no urine result) cannot be told apart and
+    stays, counted as such.
+
+    Returns:
+        The kept rows (index reset), and one attrition row per step: ``step``,
+        ``patients``, ``events`` (when the outcome is known) — the cohort, each
+        route (patients meeting it; one patient may meet several), the patients
+        left out, those kept though not ruled out, and the population.
+    """
+    day = reference_date or date.today()
+
+    def row(step: str, rows: pd.DataFrame | np.ndarray) -> dict[str, object]:
+        table = cohort[rows] if isinstance(rows, np.ndarray) else rows
+        events = int(table[OUTCOME_COLUMN].sum()) if OUTCOME_COLUMN in table else None
+        return {"step": step, "patients": len(table), "events": events}
+
+    attrition = [row("cohort", cohort)]
+    left_out = np.zeros(len(cohort), dtype=bool)
+    not_ruled_out = np.zeros(len(cohort), dtype=bool)
+    for group in groups:
+        verdicts = group_verdicts(cohort, criteria, group, day)
+        for criterion in criteria.group(group):
+            met = (verdicts[criterion.id] == "met").to_numpy()
+            attrition.append(row(f"{group}: {criterion.id}", met))
+        left_out |= verdicts["met"].to_numpy(dtype=bool)
+        not_ruled_out |= verdicts["unknown"].to_numpy(dtype=bool)
+    attrition.append(row("left out (any route)", left_out))
+    attrition.append(
+        row("kept, not ruled out (data missing)", ~left_out & not_ruled_out)
+    )
+    kept = cohort[~left_out].reset_index(drop=True)
+    attrition.append(row("development population", kept))
+    return kept, attrition

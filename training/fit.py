@@ -25,6 +25,8 @@ from training.config import (
     SearchSettings,
     TrainingConfig,
 )
+from training.imputation import fit_imputer
+from training.zone import fit_review_zone
 
 Progress = Callable[[str], None]
 
@@ -283,39 +285,50 @@ def fit_candidate(
 ) -> tuple[LNRiskModel, list[dict[str, float]]]:
     """Fit the candidate the config names; the one place where fitting happens.
 
-    Returns the calibrated model and the search table (empty without a search).
+    The model, its calibration, the chained equations of its predictors and its
+    review zone all rest on the development patients' observed outcomes (never on a
+    synthetic true risk).
+
+    Returns:
+        The servable model and the search table (empty without a search).
     """
+    step = progress or (lambda _msg: None)
     family = config.model.family
-    if family != "xgboost":
-        model, _ = fit_calibrated_logistic(
-            X,
-            y,
-            family,
-            config.calibration,
-            seed=config.seed,
-            progress=progress,
+    results: list[dict[str, float]] = []
+    if family == "xgboost":
+        settings = config.model
+        if config.search.enabled:
+            settings, results = search_xgboost(
+                X, y, config.model, config.search, seed=config.seed, progress=step
+            )
+        model, oof = fit_calibrated_booster(
+            X, y, settings, config.calibration, seed=config.seed, progress=step
         )
-        return model, []
-    settings, results = config.model, []
-    if config.search.enabled:
-        settings, results = search_xgboost(
-            X, y, config.model, config.search, seed=config.seed, progress=progress
+        model.metadata["hyperparameters"] = settings.model_dump(mode="json")
+        model.monotone = {
+            **dict.fromkeys(settings.monotone_increasing, 1),
+            **dict.fromkeys(settings.monotone_decreasing, -1),
+        }
+    else:
+        model, oof = fit_calibrated_logistic(
+            X, y, family, config.calibration, seed=config.seed, progress=step
         )
-    model, _ = fit_calibrated_booster(
-        X,
-        y,
-        settings,
-        config.calibration,
-        seed=config.seed,
-        progress=progress,
+    model.imputer = fit_imputer(
+        X, model_features(), draws=config.gate.draws, sweeps=config.gate.sweeps
     )
-    model.metadata["hyperparameters"] = settings.model_dump(mode="json")
+    model.zone = fit_review_zone(
+        model.calibration.apply(oof),
+        y,
+        exclude_margin=config.gate.exclude_margin,
+        pass_margin=config.gate.pass_margin,
+    )
+    step("gate: imputation equations and review zone")
     return model, results
 
 
 def progress_steps(config: TrainingConfig) -> int:
     """How many progress steps :func:`fit_candidate` reports."""
-    steps = config.calibration.cv_folds + 1
+    steps = config.calibration.cv_folds + 2
     if config.model.family == "xgboost" and config.search.enabled:
         steps += config.search.n_iter
     return steps

@@ -16,16 +16,19 @@ from typing import Any
 import pandas as pd
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from data_schema import OUTCOME_COLUMN, TRUE_RISK_COLUMN, frame_to_features
+from data_schema import OUTCOME_COLUMN, frame_to_features
 from riskmodel import LNRiskModel
 from training.config import TrainingConfig
-from training.data import load_outcome_cohort, split_by_patient
+from training.data import (
+    development_population,
+    load_outcome_cohort,
+    split_by_patient,
+)
 from training.evaluation.evaluate import Evaluation, evaluate_model
 from training.evaluation.metrics import MODEL_CARD_METRICS
 from training.evaluation.model_card import ModelCardContext
 from training.fit import fit_candidate, progress_steps
 from training.registry.tracking import Registered, TrackedRun, git_commit, tracked_run
-from training.uncertainty import attach_band, band_description, band_steps
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class _Fitted:
     """A fitted model with the data it was developed and evaluated on."""
 
     cohort: pd.DataFrame
+    attrition: list[dict[str, Any]]
     dev: pd.DataFrame
     test: pd.DataFrame
     model: LNRiskModel
@@ -71,29 +75,63 @@ def _progress(enabled: bool) -> Iterator[Progress]:
 def fit_and_evaluate(
     config: TrainingConfig, raw: pd.DataFrame, *, show_progress: bool = True
 ) -> _Fitted:
-    """Validate, split, fit the candidate and its band, evaluate on held-out data."""
+    """Validate, leave out who the model is not for, split, fit, evaluate.
+
+    Nothing here reads a synthetic true risk except the evaluation, which reports
+    it beside the observed outcomes; the model is the same without it.
+    """
     with _progress(show_progress) as progress:
-        total = progress_steps(config) + band_steps(config) + 4
-        task = progress.add_task("loading cohort", total=total)
+        task = progress.add_task("loading cohort", total=progress_steps(config) + 4)
 
         def step(description: str) -> None:
             progress.update(task, advance=1, description=description)
 
         cohort = load_outcome_cohort(raw)
-        step(f"validated {len(cohort):,} patients")
+        population, attrition = development_population(
+            cohort,
+            config.trial_criteria,
+            config.population.exclude_groups,
+            config.population.reference_date,
+        )
+        step(f"{len(population):,} of {len(cohort):,} patients in the population")
         dev, test = split_by_patient(
-            cohort, config.split.test_fraction, config.seed, config.split.stratify
+            population, config.split.test_fraction, config.seed, config.split.stratify
         )
         X_dev, y_dev = frame_to_features(dev), dev[OUTCOME_COLUMN].to_numpy(int)
         step(f"split {len(dev):,} development / {len(test):,} test")
         model, search_results = fit_candidate(X_dev, y_dev, config, progress=step)
-        dev_truth = (
-            dev[TRUE_RISK_COLUMN].to_numpy(float) if TRUE_RISK_COLUMN in dev else None
+        evaluation = evaluate_model(
+            model, test, config.gate_threshold, population=attrition
         )
-        attach_band(model, X_dev, y_dev, config, true_risk=dev_truth, progress=step)
-        evaluation = evaluate_model(model, test, config.gate_threshold)
         step("evaluated on held-out patients")
-    return _Fitted(cohort, dev, test, model, search_results, evaluation)
+    return _Fitted(cohort, attrition, dev, test, model, search_results, evaluation)
+
+
+def population_metrics(attrition: list[dict[str, Any]]) -> dict[str, float]:
+    """Cohort, left out and kept: the fixed metric names of every training run."""
+    by_step = {row["step"]: row["patients"] for row in attrition}
+    return {
+        "population_cohort": by_step["cohort"],
+        "population_left_out": by_step["left out (any route)"],
+        "population_not_ruled_out": by_step["kept, not ruled out (data missing)"],
+        "population_development": by_step["development population"],
+    }
+
+
+def gate_description(model: LNRiskModel) -> str | None:
+    """One sentence on how the model's gate decides (model card)."""
+    if model.zone is None or model.imputer is None:
+        return None
+    zone = model.zone
+    return (
+        f"Three-valued gate. Review zone: auto-exclude where held-out patients' "
+        f"observed 2-year LN rate was at most the gate − {zone.exclude_margin:g}, "
+        f"auto-pass where it was above the gate + {zone.pass_margin:g} (a centred "
+        f"isotonic curve of {zone.n_patients:,} out-of-fold development patients, "
+        f"{zone.n_events:,} events); missing predictors completed "
+        f"{model.imputer.draws} times by chained equations, and the gate is "
+        "undetermined when their plausible values reach across an edge."
+    )
 
 
 def held_out_metrics(evaluation: Evaluation) -> dict[str, float]:
@@ -132,7 +170,7 @@ def model_card_context(
         events_development=int(dev[OUTCOME_COLUMN].sum()),
         events_test=int(test[OUTCOME_COLUMN].sum()),
         report=evaluation.report,
-        uncertainty_method=band_description(model),
+        gate_method=gate_description(model),
         selected_hyperparameters=model.metadata.get("hyperparameters"),
     )
 
@@ -167,6 +205,8 @@ def _log_training_run(
                 "events_test": int(test[OUTCOME_COLUMN].sum()),
             }
         )
+        run.table(pd.DataFrame(fitted.attrition), "population/attrition.json")
+        run.metrics(population_metrics(fitted.attrition))
         if "hyperparameters" in model.metadata:
             run.params(model.metadata["hyperparameters"], prefix="selected.")
         if fitted.search_results:
@@ -180,6 +220,7 @@ def _log_training_run(
                 "config_hash": config.config_hash(),
                 "git_commit": git_commit(),
                 "held_out_metrics": held_out_metrics(fitted.evaluation),
+                "gate_method": gate_description(model),
             }
         )
         registered = run.register_with_evidence(

@@ -15,8 +15,8 @@ from synthetic.generator import generate_cohort
 SCREENING = date(2026, 12, 1)
 
 
-def _scenario(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray, list]:
-    """A synthetic cohort with risks around the gate, some bands, consent mixed."""
+def _scenario(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """A synthetic cohort: risks around the gate, some undetermined, consent mixed."""
     df = generate_cohort(n=n, seed=seed, reference_date=SCREENING)
     rng = np.random.default_rng(seed)
     df["consent_signed"] = pd.array(
@@ -27,17 +27,15 @@ def _scenario(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray, list]:
     )
     risks = rng.uniform(0.3, 1.0, size=n)
     risks[:20] = 0.5  # exactly at the gate
-    bands = [
-        None if rng.random() < 0.5 else (max(0.0, r - 0.1), min(1.0, r + 0.1))
-        for r in risks
-    ]
-    return df, risks, bands
+    gates = np.where(risks > 0.5, "above", "below").astype(object)
+    gates[rng.random(n) < 0.2] = "undetermined"
+    return df, risks, gates
 
 
 @pytest.mark.slow
 def test_screen_frame_agrees_with_screen_on_10000_patients(criteria) -> None:
-    df, risks, bands = _scenario(10_000, seed=5)
-    batch = screen_frame(df, risks, bands, SCREENING, criteria)
+    df, risks, gates = _scenario(10_000, seed=5)
+    batch = screen_frame(df, risks, SCREENING, criteria, gates)
     records = frame_to_records(df)
     rows = batch.to_dict("records")
     statuses = set()
@@ -45,7 +43,7 @@ def test_screen_frame_agrees_with_screen_on_10000_patients(criteria) -> None:
         d = screen(
             rec,
             risk=float(risks[i]),
-            band=bands[i],
+            gate=gates[i],
             screening_date=SCREENING,
             criteria=criteria,
         )
@@ -62,15 +60,15 @@ def test_screen_frame_agrees_with_screen_on_10000_patients(criteria) -> None:
 def test_screen_frame_handles_absent_columns_as_missing(criteria, record) -> None:
     rec = record()
     df = pd.DataFrame([rec.model_dump()]).drop(columns=["igg_g_l"])
-    out = screen_frame(df, [0.8], None, SCREENING, criteria)
+    out = screen_frame(df, [0.8], SCREENING, criteria)
     assert out.loc[0, "status"] == "needs_review"
     assert out.loc[0, "missing_fields"] == ("igg_g_l",)
     assert out.loc[0, "EXC-07-igg-below-400mg-dl"] == "unknown"
 
 
 def test_attrition_is_sequential_and_suppresses_small_cells(criteria) -> None:
-    df, risks, bands = _scenario(2000, seed=9)
-    batch = screen_frame(df, risks, bands, SCREENING, criteria)
+    df, risks, gates = _scenario(2000, seed=9)
+    batch = screen_frame(df, risks, SCREENING, criteria, gates)
     raw = attrition_table(batch, criteria, min_cell=0)
     assert list(raw["step"][2:]) == [c.id for c in criteria.criteria]
     # remaining(k) = remaining(k-1) − ruled_out_here(k)
@@ -88,4 +86,4 @@ def test_attrition_is_sequential_and_suppresses_small_cells(criteria) -> None:
 def test_bad_risks_are_rejected(criteria, record) -> None:
     df = pd.DataFrame([record().model_dump()])
     with pytest.raises(ValueError, match="risks"):
-        screen_frame(df, [1.5], None, SCREENING, criteria)
+        screen_frame(df, [1.5], SCREENING, criteria)

@@ -13,9 +13,9 @@ SCREENING = date(2026, 12, 1)
 
 @pytest.fixture
 def run(criteria):
-    def go(rec, risk=0.8, band=None):
+    def go(rec, risk=0.8, gate=None):
         return screen(
-            rec, risk=risk, band=band, screening_date=SCREENING, criteria=criteria
+            rec, risk=risk, gate=gate, screening_date=SCREENING, criteria=criteria
         )
 
     return go
@@ -79,20 +79,29 @@ def test_a_failure_outranks_missing_data(run, record) -> None:
 
 
 @pytest.mark.parametrize(
-    ("band", "status"),
+    ("risk", "gate", "status"),
     [
-        ((0.45, 0.70), "needs_review"),
-        ((0.50, 0.70), "needs_review"),  # low ≤ threshold < high
-        ((0.51, 0.70), "eligible"),
-        (None, "eligible"),
+        (0.6, None, "eligible"),  # the risk read against the threshold
+        (0.5, None, "ineligible"),  # at the gate is not above it
+        (0.6, "above", "eligible"),
+        (0.6, "undetermined", "needs_review"),
+        (0.45, "undetermined", "needs_review"),  # never a confident "ineligible"
+        (0.45, "below", "ineligible"),
     ],
 )
-def test_band_straddling_the_gate_needs_review(run, record, band, status) -> None:
-    d = run(record(), risk=0.6, band=band)
+def test_the_gate_state_decides_the_risk_criterion(
+    run, record, risk, gate, status
+) -> None:
+    d = run(record(), risk=risk, gate=gate)
     assert d.status == status
+    verdict = d.verdict("INC-03-risk-gate")
     if status == "needs_review":
-        assert d.missing_fields == ()
-        assert "straddles the gate 0.5" in d.reasons[-1]
+        assert verdict.verdict == "unknown"
+        assert d.missing_fields == ()  # nothing to measure: a clinician decides
+        assert any("gate 0.5" in reason for reason in d.reasons), d.reasons
+    elif status == "ineligible":
+        assert verdict.verdict == "not_met"
+        assert "gate 0.5" in d.reasons[0]
 
 
 def test_judgment_alone_never_blocks_and_never_decides(run, record) -> None:
@@ -105,7 +114,7 @@ def test_judgment_alone_never_blocks_and_never_decides(run, record) -> None:
     ("kwargs", "message"),
     [
         ({"risk": 1.2}, "risk must be a probability"),
-        ({"risk": 0.6, "band": (0.7, 0.5)}, "band must satisfy"),
+        ({"risk": 0.6, "gate": "maybe"}, "gate: one of above, below, undetermined"),
     ],
 )
 def test_bad_risk_inputs_are_rejected(run, record, kwargs, message) -> None:

@@ -44,9 +44,7 @@ def test_deleting_any_single_field_never_makes_a_patient_eligible(
     statuses: Counter[str] = Counter()
     checked = 0
     for rec in records[:150]:  # ~13 000 single-field deletions; keeps the test fast
-        before = screen(
-            rec, risk=RISK, band=None, screening_date=SCREENING, criteria=criteria
-        )
+        before = screen(rec, risk=RISK, screening_date=SCREENING, criteria=criteria)
         statuses[before.status] += 1
         if before.status == "eligible":
             continue
@@ -58,7 +56,6 @@ def test_deleting_any_single_field_never_makes_a_patient_eligible(
             after = screen(
                 rec.model_copy(update={name: None}),
                 risk=RISK,
-                band=None,
                 screening_date=SCREENING,
                 criteria=criteria,
             )
@@ -83,9 +80,7 @@ def test_missing_data_never_gives_eligible(cohort, criteria) -> None:
     _, records = cohort
     settled_at_visit = {"consent_signed", "contraception_agreed"}
     for rec in records:
-        d = screen(
-            rec, risk=RISK, band=None, screening_date=SCREENING, criteria=criteria
-        )
+        d = screen(rec, risk=RISK, screening_date=SCREENING, criteria=criteria)
         if d.status != "eligible":
             continue
         for v in d.verdicts:

@@ -102,14 +102,12 @@ def test_second_file_changes_gate_and_age_without_code_changes(record) -> None:
     risk = 0.45  # below the registry gate, above the variant's
 
     def status(rec, crit):
-        return screen(
-            rec, risk=risk, band=None, screening_date=SCREENING, criteria=crit
-        ).status
+        return screen(rec, risk=risk, screening_date=SCREENING, criteria=crit).status
 
     assert status(record(), base) == "ineligible"
     assert status(record(), variant) == "eligible"
     assert status(seventeen, variant) == "eligible"
-    d = screen(seventeen, risk=0.8, band=None, screening_date=SCREENING, criteria=base)
+    d = screen(seventeen, risk=0.8, screening_date=SCREENING, criteria=base)
     assert d.status == "ineligible" and d.reasons[0].startswith("INC-01-age")
 
 

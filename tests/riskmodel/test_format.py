@@ -9,7 +9,9 @@ import pytest
 import xgboost as xgb
 
 from data_schema import model_features
-from riskmodel import Calibration, LNRiskModel, ModelFormatError, RiskBand
+from riskmodel import Calibration, LNRiskModel, ModelFormatError
+from training.imputation import fit_imputer
+from training.zone import fit_review_zone
 
 FEATURES = model_features()
 
@@ -26,31 +28,42 @@ def _booster(seed: int) -> xgb.Booster:
 
 
 def _model() -> LNRiskModel:
-    return LNRiskModel(
+    rng = np.random.default_rng(4)
+    X = np.abs(rng.normal(size=(400, len(FEATURES)))).astype(np.float64)
+    X[:, 0] = rng.integers(0, 2, 400)  # `male` is a flag
+    X[rng.random(X.shape) < 0.1] = np.nan
+    X[:, 0] = np.nan_to_num(X[:, 0])
+    model = LNRiskModel(
         booster=_booster(0),
         calibration=Calibration("platt", -0.3, 0.9),
         feature_names=FEATURES,
-        band=RiskBand(
-            (_booster(1), _booster(2), _booster(3)),
-            (Calibration("platt", 0, 1),) * 3,
-            level=0.8,
-            inflation=1.5,
-        ),
+        imputer=fit_imputer(X, FEATURES, draws=8),
+        monotone={"c3_g_l": -1},
     )
+    risk = model.predict_proba(np.nan_to_num(X).astype(np.float32))
+    outcome = (rng.random(400) < risk).astype(int)
+    model.zone = fit_review_zone(risk, outcome, exclude_margin=0.2, pass_margin=0.1)
+    return model
 
 
-def test_round_trip_keeps_predictions_band_and_calibration(tmp_path) -> None:
+def test_round_trip_keeps_predictions_gate_and_calibration(tmp_path) -> None:
     model = _model()
     X = np.random.default_rng(9).normal(size=(50, len(FEATURES))).astype(np.float32)
     X[::3, 5] = np.nan
     model.save(tmp_path)
     again = LNRiskModel.load(tmp_path, expected_features=FEATURES)
     np.testing.assert_allclose(again.predict_proba(X), model.predict_proba(X))
-    low, high = again.predict_band(X)
-    np.testing.assert_allclose(low, model.predict_band(X)[0])
-    assert (low <= high).all()
-    assert again.band.inflation == 1.5 and again.band.level == 0.8
+    before, after = model.gate(X, 0.5), again.gate(X, 0.5)
+    np.testing.assert_array_equal(after.state, before.state)
+    np.testing.assert_allclose(after.low, before.low)
+    np.testing.assert_allclose(after.high, before.high)
+    assert after.to_obtain == before.to_obtain
+    assert again.imputer == model.imputer and again.zone == model.zone
+    assert again.monotone == {"c3_g_l": -1}
+    # plain files only: the gate's parameters are JSON numbers, nothing to unpickle
     assert {p.suffix for p in tmp_path.iterdir()} == {".json", ".ubj"}
+    manifest = json.loads((tmp_path / "model.json").read_text())
+    assert {"imputation", "review_zone", "monotone"} <= set(manifest)
 
 
 def test_isotonic_calibration_is_plain_numbers() -> None:
@@ -72,6 +85,15 @@ def test_broken_folders_give_clear_errors(tmp_path) -> None:
     manifest = json.loads((tmp_path / "model.json").read_text())
     (tmp_path / "model.json").write_text(json.dumps({**manifest, "format_version": 99}))
     with pytest.raises(ModelFormatError, match="not supported"):
+        LNRiskModel.load(tmp_path)
+
+
+def test_broken_gate_parameters_are_a_format_error(tmp_path) -> None:
+    _model().save(tmp_path)
+    manifest = json.loads((tmp_path / "model.json").read_text())
+    manifest["review_zone"]["event_rate"] = manifest["review_zone"]["event_rate"][::-1]
+    (tmp_path / "model.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelFormatError, match="gate parameters"):
         LNRiskModel.load(tmp_path)
 
 

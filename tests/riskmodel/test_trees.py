@@ -9,7 +9,7 @@ import pytest
 import xgboost as xgb
 
 from data_schema import frame_to_features, model_features
-from riskmodel import Calibration, LNRiskModel, RiskBand
+from riskmodel import Calibration, LNRiskModel
 from riskmodel.trees import MAX_ROWS, TreeArrays, compile_booster, probe_rows
 
 FEATURES = model_features()
@@ -83,25 +83,18 @@ def test_unsupported_boosters_keep_scoring_with_xgboost() -> None:
 
 @pytest.mark.slow
 def test_a_compiled_model_scores_like_the_booster(cohort_features) -> None:
-    """Risk and band: compiled for a few rows, booster for many; same numbers."""
+    """Compiled for a few rows, booster for many; the same numbers."""
     X, y = cohort_features
-    members = tuple(
-        _train(s, X[s * 1000 : (s + 4) * 1000], y[s * 1000 : (s + 4) * 1000])
-        for s in range(3)
-    )
     model = LNRiskModel(
         booster=_train(1, X[:8000], y[:8000]),
         calibration=Calibration("platt", -0.2, 1.1),
         feature_names=FEATURES,
-        band=RiskBand(members, (Calibration("platt", 0, 1),) * 3, level=0.8),
     )
     few = X[-MAX_ROWS:]
-    before = model.predict_proba(few), model.predict_band(few)
+    before = model.predict_proba(few)
     assert model.compile_trees()
-    assert model.trees is not None and all(t is not None for t in model.band.trees)
-    np.testing.assert_array_equal(model.predict_proba(few), before[0])
-    np.testing.assert_array_equal(model.predict_band(few)[0], before[1][0])
-    np.testing.assert_array_equal(model.predict_band(few)[1], before[1][1])
+    assert model.trees is not None
+    np.testing.assert_array_equal(model.predict_proba(few), before)
     many = X[:500]  # above MAX_ROWS the booster scores
     np.testing.assert_array_equal(
         model.predict_proba(many),

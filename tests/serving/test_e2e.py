@@ -107,13 +107,13 @@ def test_screen_over_http_equals_the_library(server: str, imported) -> None:
             )
             assert resp.status_code == 200, resp.text
             x = records_to_features([record], as_of=day)
-            risk = float(model.predict_proba(x)[0])
-            band = None
-            if risk > criteria.risk_gate.threshold:
-                low, high = model.predict_band(x)
-                band = (float(low[0]), float(high[0]))
+            states = model.gate(x, criteria.risk_gate.threshold)
             want = screen(
-                record, risk=risk, band=band, screening_date=day, criteria=criteria
+                record,
+                risk=float(states.risk[0]),
+                gate=str(states.state[0]),
+                screening_date=day,
+                criteria=criteria,
             )
             assert resp.json()["status"] == want.status
             assert resp.json()["criteria_version"] == criteria.criteria_version

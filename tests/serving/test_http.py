@@ -46,19 +46,22 @@ def test_predict_risk_one_and_many(client: TestClient, served) -> None:
     model = LNRiskModel.load(
         Path(bentoml.models.get(served.tag).path), expected_features=model_features()
     )
-    expected = model.predict_proba(
-        records_to_features([PatientRecord(**PATIENT), PatientRecord(sex="female")])
+    features = records_to_features(
+        [PatientRecord(**PATIENT), PatientRecord(sex="female")]
     )
+    expected = model.predict_proba(features)
     np.testing.assert_allclose([b["risk_2y"] for b in body], expected, rtol=1e-6)
-    low, high = model.predict_band(
-        records_to_features([PatientRecord(**PATIENT), PatientRecord(sex="female")])
-    )
-    np.testing.assert_allclose([b["risk_band_low"] for b in body], low, rtol=1e-6)
-    np.testing.assert_allclose([b["risk_band_high"] for b in body], high, rtol=1e-6)
+    states = model.gate(features, 0.5)
+    assert [b["gate"] for b in body] == list(states.state)
+    np.testing.assert_allclose([b["risk_low"] for b in body], states.low, rtol=1e-6)
+    np.testing.assert_allclose([b["risk_high"] for b in body], states.high, rtol=1e-6)
+    assert [b["gate_to_obtain"] for b in body] == [list(t) for t in states.to_obtain]
+    # a record with only sex recorded cannot be settled: key labs are named
+    assert body[1]["gate"] == "undetermined"
+    assert body[1]["gate_to_obtain"]
     for b in body:
-        assert b["passes_gate"] == (b["risk_2y"] > 0.5)
-        assert b["risk_band_low"] <= b["risk_band_high"]
-        assert b["needs_review"] == (b["risk_band_low"] <= 0.5 < b["risk_band_high"])
+        assert b["risk_low"] <= b["risk_2y"] <= b["risk_high"]
+        assert b["gate_threshold"] == 0.5
         assert b["model_name"] == "ln-risk"
         assert b["model_version"] == served.mlflow_version
 

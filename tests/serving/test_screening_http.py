@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from data_schema import frame_to_records, model_features, records_to_features
-from eligibility import load_criteria, screen
+from data_schema import frame_to_records, model_features
+from eligibility import load_criteria
+from eligibility.screen import screen_patients
+from eligibility.table import Table
 from riskmodel import LNRiskModel
 from serving.schemas import BatchScreening, ScreeningDecision
 from synthetic.generator import generate_cohort
@@ -34,14 +36,8 @@ def patients() -> list:
 
 
 def _library_decision(record, model: LNRiskModel, criteria):
-    """What the library decides: model risk, band above the gate, the engine."""
-    features = records_to_features([record], as_of=DAY)
-    risk = float(model.predict_proba(features)[0])
-    band = None
-    if risk > criteria.risk_gate.threshold and model.band is not None:
-        low, high = model.predict_band(features)
-        band = (float(low[0]), float(high[0]))
-    return screen(record, risk=risk, band=band, screening_date=DAY, criteria=criteria)
+    """What the library decides: the model's risk and gate, then the engine."""
+    return screen_patients(model, Table.from_record(record, DAY), criteria).decision(0)
 
 
 def _body(record) -> dict:
@@ -65,6 +61,7 @@ def test_screen_equals_the_library_for_1000_patients(
         want = _library_decision(record, served_model, criteria)
         assert got["status"] == want.status
         assert got["risk_2y"] == pytest.approx(want.risk, rel=1e-9)
+        assert got["gate"] == want.gate
         assert got["missing_fields"] == list(want.missing_fields)
         assert got["to_confirm"] == list(want.to_confirm)
         assert [v["verdict"] for v in got["verdicts"]] == [
@@ -92,10 +89,10 @@ def test_screen_batch_equals_screen(client: TestClient, patients, served_model):
         assert got["missing_fields"] == list(want.missing_fields)
         assert got["to_confirm"] == list(want.to_confirm)
         assert got["verdicts"] == {v.id: v.verdict for v in want.verdicts}
-        if want.band is None:
-            assert got["risk_band_low"] is None
-        else:
-            assert got["risk_band_low"] == pytest.approx(want.band[0], rel=1e-6)
+        assert got["gate"] == want.gate
+        assert got["gate_to_obtain"] == list(want.gate_to_obtain)
+        assert got["risk_low"] == pytest.approx(want.risk_range[0], rel=1e-6)
+        assert got["risk_high"] == pytest.approx(want.risk_range[1], rel=1e-6)
     # attrition: step 0 is everyone, each step removes what it rules out
     steps = body["attrition"]
     assert steps[0]["remaining"] == len(patients)

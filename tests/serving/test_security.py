@@ -72,7 +72,8 @@ def test_audit_lines_carry_no_identifiers_or_values(secured, audit_path) -> None
     assert line["endpoint"] == "predict_risk"
     assert line["n_patients"] == 1
     assert len(line["input_sha256"]) == 64
-    assert {"model_version", "criteria_version", "n_passes_gate", "time"} <= set(line)
+    assert {"model_version", "criteria_version", "gate_above", "time"} <= set(line)
+    assert line["gate_above"] + line["gate_below"] + line["gate_undetermined"] == 1
 
 
 def test_rejected_input_is_logged_without_its_values(secured, caplog) -> None:

@@ -214,6 +214,22 @@ def test_noise_changes_recorded_labs_but_not_the_truth() -> None:
     assert 0.15 < np.log(ratio.dropna()).std() < 0.35  # CV 20–30 %
 
 
+def test_complete_records_differ_only_where_values_went_missing() -> None:
+    from data_schema import model_features
+
+    recorded = generate_cohort(n=3_000, seed=5)
+    complete = generate_cohort(n=3_000, seed=5, missing_values=False)
+    predictors = [f for f in model_features() if f in complete]
+    assert complete[predictors].notna().all().all()
+    gone = recorded[predictors].isna()
+    assert gone.to_numpy().mean() > 0.02  # values do go missing by default
+    kept = recorded[predictors].where(~gone)
+    pd.testing.assert_frame_equal(kept, complete[predictors].where(~gone))
+    pd.testing.assert_series_equal(
+        recorded[TRUE_RISK_COLUMN], complete[TRUE_RISK_COLUMN]
+    )
+
+
 def test_noise_free_records_reproduce_the_linear_predictor() -> None:
     """Without noise the recorded values are the truth (age to within a day)."""
     df = generate_cohort(n=5_000, seed=4, measurement_noise=False)

@@ -28,10 +28,13 @@ def test_screen_writes_decisions_and_attrition(trained, tmp_path) -> None:
     attrition = pd.read_csv(out / "attrition.csv")
     assert len(per_patient) == 1500
     assert set(per_patient["status"]) <= {"eligible", "ineligible", "needs_review"}
-    # the gate decides first: nobody at or below 0.5 is anything but ineligible
-    low = per_patient["risk"] <= 0.5
-    assert (per_patient.loc[low, "status"] == "ineligible").all()
-    assert {"risk_band_low", "risk_band_high", "EXC-01e-urine-protein"} <= set(
+    # the gate decides first: auto-excluded patients are ineligible, undetermined
+    # ones never eligible
+    gate = per_patient["gate"]
+    assert set(gate) <= {"above", "below", "undetermined"}
+    assert (per_patient.loc[gate == "below", "status"] == "ineligible").all()
+    assert (per_patient.loc[gate == "undetermined", "status"] != "eligible").all()
+    assert {"risk_low", "risk_high", "gate_to_obtain", "EXC-01e-urine-protein"} <= set(
         per_patient.columns
     )
     assert attrition["step"].iloc[0] == "screened"
@@ -48,10 +51,8 @@ def test_screen_rejects_a_bad_date(tmp_path) -> None:
     assert "YYYY-MM-DD" in result.output
 
 
-def test_band_is_computed_where_it_can_change_the_decision(
-    trained, small_config
-) -> None:
-    """Default: band above the gate only; `all`: everyone; decisions identical."""
+def test_population_screening_uses_the_models_gate(trained, small_config) -> None:
+    """Chunked screening of a file gives every patient the model's own gate."""
     from datetime import date
 
     import numpy as np
@@ -59,22 +60,22 @@ def test_band_is_computed_where_it_can_change_the_decision(
     from data_schema import validate_cohort
     from eligibility import load_criteria
     from eligibility.screen import screen_population
+    from eligibility.table import Table
     from training.registry import tracking
 
     model, _ = tracking.load_registered(
         small_config.tracking.registered_model, "champion"
     )
     cohort = validate_cohort(generate_cohort(n=3000, seed=607, incidence=0.3))
+    for column in ("anti_c1q_positive", "urine_protein_g_24h"):
+        cohort.loc[cohort.index[:500], column] = None  # records missing key labs
     day, rules = date(2026, 12, 1), load_criteria()
-    lazy = screen_population(model, cohort, day, rules).per_patient
-    full = screen_population(model, cohort, day, rules, band_for="all").per_patient
-    above = lazy["risk"] > 0.5
-    assert above.any() and (~above).any()
-    assert lazy.loc[above, "risk_band_low"].notna().all()
-    assert lazy.loc[~above, "risk_band_low"].isna().all()
-    assert full["risk_band_low"].notna().all()
-    np.testing.assert_allclose(
-        lazy.loc[above, ["risk_band_low", "risk_band_high"]],
-        full.loc[above, ["risk_band_low", "risk_band_high"]],
-    )
-    assert (lazy["status"] == full["status"]).all()
+    result = screen_population(model, cohort, day, rules).per_patient
+    features = Table.from_frame(cohort, day).features()
+    states = model.gate(features, rules.risk_gate.threshold)
+    assert (result["gate"].to_numpy() == states.state).all()
+    np.testing.assert_allclose(result["risk_low"], states.low)
+    np.testing.assert_allclose(result["risk_high"], states.high)
+    assert {"above", "below", "undetermined"} <= set(result["gate"])
+    undetermined = result["gate"] == "undetermined"
+    assert (result.loc[undetermined, "status"] == "needs_review").all()

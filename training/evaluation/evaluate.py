@@ -15,7 +15,7 @@ import pandas as pd
 import xgboost as xgb
 
 from data_schema import OUTCOME_COLUMN, TRUE_RISK_COLUMN, frame_to_features
-from riskmodel import LNRiskModel
+from riskmodel import GateStates, LNRiskModel
 from training.evaluation.report import build_report, report_metrics
 
 #: Rows used for SHAP feature importance (enough for stable means, fast on 2 cores).
@@ -29,7 +29,7 @@ class Evaluation:
     y: np.ndarray
     p: np.ndarray
     true_risk: np.ndarray | None
-    band: tuple[np.ndarray, np.ndarray] | None
+    gate: GateStates | None
     report: dict[str, Any]
     metrics: dict[str, float]
     importance: pd.Series
@@ -56,17 +56,38 @@ def feature_importance(model: LNRiskModel, X: np.ndarray) -> pd.Series:
     return pd.Series(totals).sort_values(ascending=False)
 
 
+GATE_METHOD = (
+    "plausible values of missing predictors by chained equations; review zone placed "
+    "on the observed 2-year event rate of held-out (out-of-fold) development patients"
+)
+
+
 def evaluate_model(
-    model: LNRiskModel, cohort: pd.DataFrame, threshold: float
+    model: LNRiskModel,
+    cohort: pd.DataFrame,
+    threshold: float,
+    *,
+    population: list[dict[str, Any]] | None = None,
 ) -> Evaluation:
-    """Score a validated cohort with an outcome column and build the full report."""
+    """Score a validated cohort with an outcome column and build the full report.
+
+    Args:
+        model: the model to evaluate.
+        cohort: held-out patients with the observed outcome.
+        threshold: the gate of the criteria file in force.
+        population: the attrition to these patients' population, for the report.
+    """
     X = frame_to_features(cohort)
     y = cohort[OUTCOME_COLUMN].to_numpy(int)
-    p = model.predict_proba(X)
     true_risk = (
         cohort[TRUE_RISK_COLUMN].to_numpy(float) if TRUE_RISK_COLUMN in cohort else None
     )
-    band = model.predict_band(X)
+    gate = None
+    if model.imputer is not None and model.zone is not None:
+        gate = model.gate(X, threshold)
+        p = gate.risk
+    else:
+        p = model.predict_proba(X)
     age = cohort["age_years"].to_numpy(float) if "age_years" in cohort else None
     report = build_report(
         y,
@@ -74,19 +95,30 @@ def evaluate_model(
         sex=cohort["sex"].to_numpy(str),
         age_years=age if age is not None else np.full(len(y), np.nan),
         true_risk=true_risk,
-        band_low=band[0] if band else None,
-        band_high=band[1] if band else None,
+        gate=None if gate is None else _gate_input(gate),
+        population=population,
         threshold=threshold,
     )
     return Evaluation(
         y=y,
         p=p,
         true_risk=true_risk,
-        band=band,
+        gate=gate,
         report=report,
         metrics=report_metrics(report),
         importance=feature_importance(model, X),
     )
+
+
+def _gate_input(gate: GateStates) -> dict[str, Any]:
+    """What the report reads of the gate."""
+    return {
+        "state": gate.state,
+        "for_missing_data": np.array([bool(t) for t in gate.to_obtain]),
+        "exclude_edge": gate.exclude_edge,
+        "pass_edge": gate.pass_edge,
+        "method": GATE_METHOD,
+    }
 
 
 __all__ = ["Evaluation", "evaluate_model", "feature_importance"]

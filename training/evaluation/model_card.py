@@ -43,7 +43,7 @@ SECTION_HEADINGS: tuple[str, ...] = (
     "Missing data",
     "Performance",
     "Subgroups",
-    "Uncertainty band",
+    "Gate and review zone",
     "Limitations",
     "TRIPOD+AI checklist",
 )
@@ -135,7 +135,7 @@ class ModelCardContext:
         events_development: outcomes in the development set.
         events_test: outcomes in the test set.
         report: the test-set report from :func:`.report.build_report`.
-        uncertainty_method: one sentence on the band's method, None without one.
+        gate_method: one sentence on how the gate decides, None without a gate.
         plots: plot name (file stem, e.g. ``roc``) to PNG path.
         created: date of the card.
         selected_hyperparameters: hyperparameters chosen by the search, if any.
@@ -156,7 +156,7 @@ class ModelCardContext:
     events_development: int
     events_test: int
     report: dict[str, Any]
-    uncertainty_method: str | None
+    gate_method: str | None
     plots: dict[str, Path] = field(default_factory=dict)
     created: date = field(default_factory=date.today)
     selected_hyperparameters: dict[str, Any] | None = None

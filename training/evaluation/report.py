@@ -18,12 +18,15 @@ evaluation is the bar; clinical.md §7 lists the measures):
 ``prediction_distribution`` quantiles, mean, fixed-bin histogram, share above the gate
 ``oracle``                  the true risk's own metrics and model-vs-truth ratios
                             (synthetic cohorts only; None otherwise)
-``uncertainty``             patients whose uncertainty band straddles the gate and the
-                            band's coverage of the true risk (None without a band)
+``gate``                    the three-valued gate: the review zone's edges and, for the
+                            auto-passed, reviewed and auto-excluded patients, their
+                            observed event rate with a 95 % Wilson interval (and, on
+                            synthetic data, how many truly are above the gate); None
+                            when no gate was computed
 ``intervals``               a 95 % interval of each headline metric: DeLong, Wilson or
                             percentile bootstrap (:mod:`.intervals`)
-``gate_summary``            patients on each side of the gate, split by whether their
-                            band straddles it, with how many truly are above it
+``population``              who the patients are: the attrition from the cohort to the
+                            development population (None when not given)
 ==========================  ==========================================================
 
 The report holds every number the HTML evaluation report and the model card show,
@@ -67,9 +70,9 @@ SECTIONS: tuple[str, ...] = (
     "subgroups",
     "prediction_distribution",
     "oracle",
-    "uncertainty",
+    "gate",
     "intervals",
-    "gate_summary",
+    "population",
 )
 """Top-level keys of :func:`build_report`, always present, in order."""
 
@@ -114,19 +117,38 @@ _ORACLE_EXTRA: tuple[str, ...] = (
     "share_above_gate_true_high",
     "mae_vs_truth",
 )
-_BAND_KEYS: tuple[str, ...] = (
-    "n_in_band",
-    "share_in_band",
-    "band_width_mean",
-    "band_coverage",
-    "band_coverage_in_band",
+GATE_GROUPS: tuple[tuple[str, str], ...] = (
+    ("auto-passed", "above"),
+    ("reviewed", "undetermined"),
+    ("auto-excluded", "below"),
+)
+"""(group of the report, gate state) in the order the report lists them."""
+
+_GATE_KEYS: tuple[str, ...] = (
+    "gate_exclude_edge",
+    "gate_pass_edge",
+    "gate_review_share",
+    "gate_reviewed_for_missing_data",
+    *(
+        f"gate_{short}_{key}"
+        for short in ("passed", "reviewed", "excluded")
+        for key in (
+            "n",
+            "events",
+            "event_rate",
+            "event_rate_ci_low",
+            "event_rate_ci_high",
+        )
+    ),
+    "gate_excluded_true_high",
+    "gate_passed_true_high",
 )
 
 REPORT_METRIC_KEYS: tuple[str, ...] = (
     *m.METRIC_KEYS,
     *(f"oracle_{key}" for key in m.METRIC_KEYS),
     *_ORACLE_EXTRA,
-    *_BAND_KEYS,
+    *_GATE_KEYS,
 )
 """Keys of :func:`report_metrics`, in order; the same in every run."""
 
@@ -435,112 +457,75 @@ def _oracle(
     return oracle
 
 
-def _straddles(low: np.ndarray, high: np.ndarray, threshold: float) -> np.ndarray:
-    """Whose band holds a risk on each side of the gate: low <= threshold < high."""
-    return (low <= threshold) & (threshold < high)
+def _gate_group_row(
+    name: str, mask: np.ndarray, y: np.ndarray, true_high: np.ndarray | None
+) -> dict[str, Any]:
+    n, events = int(mask.sum()), int(y[mask].sum())
+    low, high = (None, None) if n == 0 else m.wilson_interval(events, n)
+    return {
+        "group": name,
+        "n": n,
+        "share": float(mask.mean()) if len(mask) else None,
+        "events": events,
+        "event_rate": events / n if n else None,
+        "event_rate_ci_low": low,
+        "event_rate_ci_high": high,
+        "n_true_high": None if true_high is None else int((mask & true_high).sum()),
+    }
 
 
-def _uncertainty(
-    low: np.ndarray,
-    high: np.ndarray,
-    true_risk: np.ndarray | None,
+def _gate(
+    y: np.ndarray,
+    gate: Mapping[str, Any],
+    truth: np.ndarray | None,
     threshold: float,
 ) -> dict[str, Any]:
-    """Who cannot be placed on one side of the gate, and does the band hold truth.
-
-    A band *straddles* the gate when ``band_low <= threshold < band_high``: it holds
-    a risk that would not be admitted (≤ threshold) and one that would (> threshold),
-    matching the strict ``p > threshold`` gate. Coverage counts a true risk inside
-    the closed band [low, high].
-    """
-    if (low > high).any():
-        raise ValueError("band_low must not exceed band_high")
-    straddle = _straddles(low, high, threshold)
+    """The gate's three groups on observed outcomes (and on the truth if known)."""
+    state = np.asarray(gate["state"], dtype=object)
+    known = {value for _, value in GATE_GROUPS}
+    if state.shape != y.shape or not set(state.tolist()) <= known:
+        raise ValueError(
+            f"gate['state'] must hold one of {sorted(known)} per patient "
+            f"({len(y)} patients)"
+        )
+    true_high = None if truth is None else truth > threshold
+    groups = [
+        _gate_group_row(name, state == value, y, true_high)
+        for name, value in GATE_GROUPS
+    ]
     out: dict[str, Any] = {
-        "n_in_band": int(straddle.sum()),
-        "share_in_band": float(straddle.mean()),
-        "band_width_mean": float(np.mean(high - low)),
-        "band_width_median": float(np.median(high - low)),
-        "band_coverage": None,
-        "band_coverage_in_band": None,
+        "exclude_edge": float(gate["exclude_edge"]),
+        "pass_edge": float(gate["pass_edge"]),
+        "rule": "below: the plausible risk range lies at or below the exclude "
+        "edge; above: it lies above the pass edge; else undetermined (reviewed)",
+        "method": gate.get("method"),
+        "groups": groups,
+        "review_share": float((state == "undetermined").mean()),
+        "reviewed_for_missing_data": int(np.asarray(gate["for_missing_data"]).sum()),
+        "truth": None,
     }
-    if true_risk is not None:
-        covered = (low <= true_risk) & (true_risk <= high)
-        out["band_coverage"] = float(covered.mean())
-        if straddle.any():
-            out["band_coverage_in_band"] = float(covered[straddle].mean())
+    if true_high is not None:
+        passed, excluded = state == "above", state == "below"
+        out["truth"] = {
+            "n_true_high": int(true_high.sum()),
+            "excluded_true_high": float(excluded[true_high].mean())
+            if true_high.any()
+            else None,
+            "passed_true_high": float(true_high[passed].mean())
+            if passed.any()
+            else None,
+        }
     return out
 
 
-def _gate_rows(
-    p: np.ndarray,
-    band: tuple[np.ndarray, np.ndarray] | None,
-    truth: np.ndarray | None,
-    threshold: float,
-) -> list[dict[str, Any]]:
-    """The rows of :func:`gate_summary` as JSON data (the report's ``gate_summary``),
-    ``n_true_above`` None in every row when the true risk is unknown."""
-    above = p > threshold
-    groups: list[tuple[str, np.ndarray]]
-    if band is None:
-        groups = [("above the gate", above), ("at or below the gate", ~above)]
-    else:
-        straddles = _straddles(*band, threshold)
-        groups = [
-            ("above the gate, band clear of the gate", above & ~straddles),
-            ("above the gate, band straddles the gate", above & straddles),
-            ("at or below the gate, band straddles the gate", ~above & straddles),
-            ("at or below the gate, band clear of the gate", ~above & ~straddles),
-        ]
-    groups.append(("total", np.ones_like(above)))
-    true_high = None if truth is None else truth > threshold
-    rows = []
-    for name, mask in groups:
-        row: dict[str, Any] = {
-            "group": name,
-            "n": int(mask.sum()),
-            "share": float(mask.mean()) if len(mask) else None,
-            "n_true_above": None,
-        }
-        if true_high is not None:
-            row["n_true_above"] = int((mask & true_high).sum())
-        rows.append(row)
-    return rows
-
-
-def gate_summary(
-    p: ArrayLike,
-    band_low: ArrayLike | None = None,
-    band_high: ArrayLike | None = None,
-    *,
-    true_risk: ArrayLike | None = None,
-    threshold: float,
-) -> pd.DataFrame:
-    """Patients on each side of the gate, split by whether their band straddles it.
-
-    Above the gate is ``p > threshold``; a band straddles it when
-    ``band_low <= threshold < band_high`` (the rule of the report and the service,
-    whose straddling patients are flagged ``needs_review``).
-
-    Args:
-        p: predicted 2-year risks.
-        band_low: lower ends of the uncertainty bands, or None (no band).
-        band_high: upper ends of the uncertainty bands, or None.
-        true_risk: the true risks (synthetic data), to count who truly is above.
-        threshold: the gate.
-
-    Returns:
-        Rows "above the gate" / "at or below the gate", each split into "band
-        clear of the gate" and "band straddles the gate" when there is a band,
-        then a "total" row; columns group, n, share and, with ``true_risk``,
-        n_true_above (patients in the row whose true risk is above the gate).
-    """
-    band = None
-    if band_low is not None and band_high is not None:
-        band = (np.asarray(band_low, dtype=float), np.asarray(band_high, dtype=float))
-    truth = None if true_risk is None else np.asarray(true_risk, dtype=float)
-    table = pd.DataFrame(_gate_rows(np.asarray(p, dtype=float), band, truth, threshold))
-    return table if truth is not None else table.drop(columns="n_true_above")
+def gate_summary(report: Mapping[str, Any]) -> pd.DataFrame:
+    """The gate's groups as a table: n, share, events, observed event rate with its
+    95 % interval, and (synthetic data) patients truly above the gate."""
+    gate = report.get("gate")
+    if not gate:
+        return pd.DataFrame()
+    table = pd.DataFrame(gate["groups"])
+    return table if gate.get("truth") else table.drop(columns="n_true_high")
 
 
 def _settings(
@@ -555,7 +540,6 @@ def _settings(
         "calibration_strategy": "quantile",
         "decision_curve_thresholds": list(DECISION_CURVE_THRESHOLDS),
         "age_bands": list(AGE_BANDS),
-        "band_rule": "band_low <= threshold < band_high",
     }
 
 
@@ -591,21 +575,6 @@ def _gate_row(table: Sequence[Mapping[str, Any]], threshold: float) -> Any:
     )
 
 
-def _truth_and_band(
-    n: int,
-    true_risk: ArrayLike | None,
-    band_low: ArrayLike | None,
-    band_high: ArrayLike | None,
-) -> tuple[np.ndarray | None, tuple[np.ndarray, np.ndarray] | None]:
-    """The checked true risks and (low, high) band of n patients, each if given."""
-    truth = None if true_risk is None else _risk("true_risk", true_risk, n)
-    if band_low is None and band_high is None:
-        return truth, None
-    if band_low is None or band_high is None:
-        raise ValueError("give both band_low and band_high, or neither")
-    return truth, (_risk("band_low", band_low, n), _risk("band_high", band_high, n))
-
-
 def build_report(
     y: ArrayLike,
     p: ArrayLike,
@@ -613,8 +582,8 @@ def build_report(
     sex: ArrayLike,
     age_years: ArrayLike,
     true_risk: ArrayLike | None = None,
-    band_low: ArrayLike | None = None,
-    band_high: ArrayLike | None = None,
+    gate: Mapping[str, Any] | None = None,
+    population: Sequence[Mapping[str, Any]] | None = None,
     threshold: float,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     min_cell: int = SMALL_CELL,
@@ -633,8 +602,11 @@ def build_report(
         sex: 'female' or 'male' per patient.
         age_years: age at the record in years; NaN where unknown.
         true_risk: the synthetic cohort's true 2-year risk (probability), if known.
-        band_low: lower end of each patient's uncertainty band (probability).
-        band_high: upper end of each patient's uncertainty band (probability).
+        gate: the gate of these patients: ``state`` (above / below / undetermined
+            per patient), ``for_missing_data`` (reviewed because predictors are
+            missing, per patient), ``exclude_edge``, ``pass_edge`` and ``method``.
+        population: the attrition rows from the cohort to these patients'
+            population (``training.data.development_population``).
         threshold: the trial gate; admitted when p > threshold.
         thresholds: rows of the threshold table; the gate is always added.
         min_cell: smallest patient/event/non-event count shown in a subgroup row.
@@ -643,25 +615,24 @@ def build_report(
 
     Returns:
         JSON-ready dict with keys :data:`SECTIONS`; ``oracle`` is None without
-        ``true_risk`` and ``uncertainty`` None without a band. Undefined values
-        are None.
+        ``true_risk``, ``gate`` without a gate, ``population`` without one.
+        Undefined values are None.
 
     Raises:
-        ValueError: invalid inputs (see :func:`.metrics.classification_report`),
-            only one of band_low / band_high, or band_low > band_high.
+        ValueError: invalid inputs (see :func:`.metrics.classification_report`).
     """
     t = float(threshold)
     # classification_report validates y, p and the threshold before anything else.
     summary = {k: _num(v) for k, v in m.classification_report(y, p, t).items()}
     y_arr = np.asarray(y, dtype=float)
     p_arr = np.asarray(p, dtype=float)
-    truth, band = _truth_and_band(len(y_arr), true_risk, band_low, band_high)
+    truth = None if true_risk is None else _risk("true_risk", true_risk, len(y_arr))
     table_thresholds = sorted({round(float(x), 6) for x in (*thresholds, t)})
     table = [_threshold_row(y_arr, p_arr, x) for x in table_thresholds]
     curve = m.calibration_curve_table(y_arr, p_arr, n_bins=CALIBRATION_BINS)
-    gate = _gate_row(table, t)
+    gate_row = _gate_row(table, t)
     intervals = interval_section(
-        y_arr, p_arr, summary, gate, threshold=t, n_boot=n_boot, seed=seed
+        y_arr, p_arr, summary, gate_row, threshold=t, n_boot=n_boot, seed=seed
     )
     report: dict[str, Any] = {
         "settings": _settings(t, table_thresholds, min_cell),
@@ -677,9 +648,9 @@ def build_report(
         ),
         "prediction_distribution": _distribution(p_arr, t),
         "oracle": None if truth is None else _oracle(y_arr, p_arr, truth, summary, t),
-        "uncertainty": None if band is None else _uncertainty(*band, truth, t),
+        "gate": None if gate is None else _gate(y_arr, gate, truth, t),
         "intervals": intervals,
-        "gate_summary": _gate_rows(p_arr, band, truth, t),
+        "population": None if population is None else [dict(r) for r in population],
     }
     return _jsonable(report)
 
@@ -704,7 +675,6 @@ def report_metrics(report: Mapping[str, Any]) -> dict[str, float]:
 
     summary = report.get("summary")
     oracle = report.get("oracle")
-    band = report.get("uncertainty")
     out = {key: val(summary, key) for key in m.METRIC_KEYS}
     out.update({f"oracle_{key}": val(oracle, key) for key in m.METRIC_KEYS})
     out["oracle_auroc_gap"] = val(oracle, "auroc_gap")
@@ -712,8 +682,41 @@ def report_metrics(report: Mapping[str, Any]) -> dict[str, float]:
     out["share_true_high_above_gate"] = val(oracle, "share_true_high_above_gate")
     out["share_above_gate_true_high"] = val(oracle, "share_above_gate_true_high")
     out["mae_vs_truth"] = val(oracle, "mean_abs_error_vs_truth")
-    out.update({key: val(band, key) for key in _BAND_KEYS})
+    out.update(_gate_metrics(report.get("gate")))
     return {key: out[key] for key in REPORT_METRIC_KEYS}
+
+
+def _gate_metrics(gate: Mapping[str, Any] | None) -> dict[str, float]:
+    """The flat ``gate_*`` metrics (NaN without a gate)."""
+    out = dict.fromkeys(_GATE_KEYS, math.nan)
+    if not gate:
+        return out
+
+    def num(value: Any) -> float:
+        return math.nan if value is None else float(value)
+
+    out["gate_exclude_edge"] = num(gate["exclude_edge"])
+    out["gate_pass_edge"] = num(gate["pass_edge"])
+    out["gate_review_share"] = num(gate["review_share"])
+    out["gate_reviewed_for_missing_data"] = num(gate["reviewed_for_missing_data"])
+    shorts = {
+        "auto-passed": "passed",
+        "reviewed": "reviewed",
+        "auto-excluded": "excluded",
+    }
+    for row in gate["groups"]:
+        for key in (
+            "n",
+            "events",
+            "event_rate",
+            "event_rate_ci_low",
+            "event_rate_ci_high",
+        ):
+            out[f"gate_{shorts[row['group']]}_{key}"] = num(row[key])
+    truth = gate.get("truth") or {}
+    out["gate_excluded_true_high"] = num(truth.get("excluded_true_high"))
+    out["gate_passed_true_high"] = num(truth.get("passed_true_high"))
+    return out
 
 
 __all__ = [

@@ -1,7 +1,8 @@
 """The checks a model version must pass: to be registered at all, and to be promoted.
 
 Registration (every new version, the first one included) applies absolute criteria
-on its held-out patients; promotion applies the same criteria to the challenger and
+on its held-out patients and requires enough held-out events to measure the review
+zone (a zone that cannot be measured is refused, not shipped); promotion applies the same criteria to the challenger and
 compares its AUROC with the champion's on the same patients. A metric that could
 not be computed (NaN) fails its check.
 """
@@ -71,6 +72,31 @@ def absolute_checks(
             f"> published baseline {criteria.min_auroc_ci_low}",
             auroc_low > criteria.min_auroc_ci_low,
         ),
+    )
+
+
+def registration_checks(
+    metrics: Mapping[str, float], criteria: RegistrationCriteria
+) -> tuple[Check, ...]:
+    """What a new version must pass to be registered: the absolute criteria, and a
+    review zone whose event rates can be measured on the held-out patients."""
+    return (
+        *absolute_checks(metrics, criteria),
+        *_zone_checks(metrics, criteria.min_gate_events),
+    )
+
+
+def _zone_checks(metrics: Mapping[str, float], minimum: int) -> tuple[Check, ...]:
+    """The review zone can be measured: enough held-out events among the patients it
+    auto-passes and among those it sends to review (NaN: no zone at all)."""
+    return tuple(
+        _check(
+            f"gate_{group}_events",
+            metrics.get(f"gate_{group}_events", math.nan),
+            f"≥ {minimum} held-out events to measure the zone's {label}",
+            metrics.get(f"gate_{group}_events", math.nan) >= minimum,
+        )
+        for group, label in (("passed", "auto-passed"), ("reviewed", "reviewed"))
     )
 
 

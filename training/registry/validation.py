@@ -25,6 +25,7 @@ from training.evaluation.metrics import calibration_in_the_large, calibration_sl
 from training.fit import fit_calibration
 from training.pipeline import held_out_metrics, model_card_context
 from training.registry import tracking
+from training.zone import fit_review_zone
 
 RecalibrationMethod = Literal["intercept", "logistic", "isotonic"]
 
@@ -48,42 +49,35 @@ def recalibrate_model(
     Clinical Prediction Models, ch. 20). ``logistic``: logit p' = a + b · logit p.
     Both compose with a Platt map into another Platt map on the margin, so the stored
     format does not change. ``isotonic``: a monotone map refitted on the margin.
-    The ranking of patients (AUROC) is unchanged by all three.
+    The ranking of patients (AUROC) is unchanged by all three. The review zone's
+    observed event-rate curve is refitted on the same patients with the new risks,
+    so the zone keeps its meaning at the new site.
     """
     p = model.predict_proba(X)
-    if method == "intercept":
-        a, b = calibration_in_the_large(y, p), 1.0
-    elif method == "logistic":
-        a, b = calibration_slope(y, p)
-
-    def refit(old: Calibration, margin: np.ndarray) -> Calibration:
-        if method == "isotonic":
-            return fit_calibration(margin, y, "isotonic")
-        if old.method == "platt":
-            # logit p' = a + b·(c + d·m) = (a + b·c) + (b·d)·m
-            return Calibration("platt", a + b * old.intercept, b * old.slope)
-        # An isotonic map does not compose with a logistic one: refit on the margin.
-        return fit_calibration(margin, y, "platt")
-
-    band = model.band
-    if band is not None:
-        # The band's members move with the model: same transform, same data.
-        features = np.asarray(X, dtype=np.float32)
-        margins = [
-            np.asarray(b.inplace_predict(features, predict_type="margin"), float)
-            for b in band.boosters
-        ]
-        band = replace(
-            band,
-            calibrations=tuple(
-                refit(c, m) for c, m in zip(band.calibrations, margins, strict=True)
-            ),
+    margin = model.margin(X)
+    old = model.calibration
+    if method == "isotonic":
+        calibration = fit_calibration(margin, y, "isotonic")
+    elif old.method == "platt":
+        a, b = (
+            (calibration_in_the_large(y, p), 1.0)
+            if method == "intercept"
+            else calibration_slope(y, p)
+        )
+        # logit p' = a + b·(c + d·m) = (a + b·c) + (b·d)·m
+        calibration = Calibration("platt", a + b * old.intercept, b * old.slope)
+    else:  # an isotonic map does not compose with a logistic one: refit on the margin
+        calibration = fit_calibration(margin, y, "platt")
+    zone = model.zone
+    if zone is not None:
+        zone = fit_review_zone(
+            calibration.apply(margin),
+            y,
+            exclude_margin=zone.exclude_margin,
+            pass_margin=zone.pass_margin,
         )
     return replace(
-        model,
-        calibration=refit(model.calibration, model.margin(X)),
-        band=band,
-        metadata=dict(model.metadata),
+        model, calibration=calibration, zone=zone, metadata=dict(model.metadata)
     )
 
 

@@ -1,7 +1,7 @@
 """The HTML evaluation report: intervals, the gate, fixed sections, self-contained.
 
 Every number the page shows is in the report (its ``intervals`` and
-``gate_summary`` sections included): the page is rendered from the report alone.
+``gate`` sections included): the page is rendered from the report alone.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from training.evaluation.html_report import (
     run_details,
 )
 from training.evaluation.intervals import BOOTSTRAP_KEYS, bootstrap_intervals
-from training.evaluation.report import build_report, gate_summary
+from training.evaluation.report import build_report
 
 # Anything that would make the page fetch something: src/href not a data: URI, or
 # a <link>/<script> element.
@@ -49,13 +49,18 @@ def sample() -> dict:
     p[:20] = np.linspace(0.52, 0.95, 20)  # some patients above the gate
     y = (rng.random(n) < p).astype(int)
     truth = np.clip(p + rng.normal(0, 0.03, n), 0.0, 1.0)
-    low, high = np.clip(p - 0.1, 0, 1), np.clip(p + 0.1, 0, 1)
+    state = np.where(p > 0.6, "above", np.where(p <= 0.3, "below", "undetermined"))
     inputs = {
         "sex": np.where(rng.random(n) < 0.1, "male", "female"),
         "age_years": rng.uniform(18, 70, n),
         "true_risk": truth,
-        "band_low": low,
-        "band_high": high,
+        "gate": {
+            "state": state,
+            "for_missing_data": np.zeros(n, dtype=bool),
+            "exclude_edge": 0.3,
+            "pass_edge": 0.6,
+            "method": "by hand",
+        },
         "threshold": 0.5,
     }
     report = build_report(y, p, n_boot=100, **inputs)
@@ -99,32 +104,6 @@ def test_bootstrap_is_seeded_and_skips_one_class_resamples() -> None:
     assert all(math.isnan(v) for pair in none.values() for v in pair)
 
 
-def test_gate_summary_counts_by_hand() -> None:
-    p = np.array([0.9, 0.6, 0.55, 0.4, 0.2, 0.1])
-    low = np.array([0.7, 0.45, 0.3, 0.35, 0.1, 0.05])
-    high = np.array([0.95, 0.8, 0.7, 0.6, 0.3, 0.2])
-    truth = np.array([0.8, 0.4, 0.6, 0.55, 0.1, 0.05])
-    table = gate_summary(p, low, high, true_risk=truth, threshold=0.5).set_index(
-        "group"
-    )
-    assert table["n"].to_dict() == {
-        "above the gate, band clear of the gate": 1,
-        "above the gate, band straddles the gate": 2,
-        "at or below the gate, band straddles the gate": 1,
-        "at or below the gate, band clear of the gate": 2,
-        "total": 6,
-    }
-    assert list(table["n_true_above"]) == [1, 1, 1, 0, 3]
-    assert table.loc["total", "share"] == 1.0
-    # a patient exactly at the gate is not above it; no band: two groups
-    plain = gate_summary(np.array([0.5, 0.51]), threshold=0.5).set_index("group")
-    assert plain["n"].to_dict() == {
-        "above the gate": 1,
-        "at or below the gate": 1,
-        "total": 2,
-    }
-
-
 CARD = (
     "<!DOCTYPE html><html><head><title>t</title></head><body>\n"
     "<h1>Model card: ln-risk version 3</h1><h2>Intended use</h2><h3>Sub</h3>"
@@ -165,7 +144,7 @@ def test_report_has_every_section_in_order_and_fetches_nothing(sample, tmp_path)
     assert page.count('src="data:image/png;base64,') == 1  # the absent plot is skipped
     assert "<script>alert" not in page and "&lt;script&gt;" in page
     assert '<tr class="gate"><td>0.5</td>' in page
-    assert "band straddles the gate" in page
+    assert "The three-valued gate" in page and "auto-excluded" in page
     assert "Model card: ln-risk version 3" in page
     assert "True risk (oracle)" in page
 

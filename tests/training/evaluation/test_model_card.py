@@ -27,7 +27,7 @@ EVIL = 'synthetic://clinical.md-s8?n=3000 <script>alert("x")</script> & more'
 
 @pytest.fixture(scope="module")
 def report() -> dict:
-    """3,000 synthetic patients with the truth and a band; only 9 men."""
+    """3,000 synthetic patients with the truth and a gate; only 9 men."""
     rng = np.random.default_rng(21)
     n = 3000
     truth = 1.0 / (1.0 + np.exp(-(-2.5 + rng.normal(0.0, 1.4, n))))
@@ -42,8 +42,15 @@ def report() -> dict:
         sex=sex,
         age_years=age,
         true_risk=truth,
-        band_low=np.clip(p - 0.1, 0, 1),
-        band_high=np.clip(p + 0.1, 0, 1),
+        gate={
+            "state": np.where(
+                p > 0.6, "above", np.where(p <= 0.3, "below", "undetermined")
+            ),
+            "for_missing_data": np.zeros(n, dtype=bool),
+            "exclude_edge": 0.3,
+            "pass_edge": 0.6,
+            "method": "by hand",
+        },
         threshold=0.5,
     )
 
@@ -80,7 +87,7 @@ def ctx(report: dict, plot_path: Path) -> ModelCardContext:
         events_development=900,
         events_test=300,
         report=report,
-        uncertainty_method="90% band from a bootstrap ensemble of 10 models.",
+        gate_method="Review zone (0.3, 0.6] around the gate.",
         plots={"risk_histogram": plot_path, "extra_plot": plot_path},
         created=date(2026, 11, 25),
     )
@@ -159,6 +166,7 @@ def test_html_is_self_contained_with_embedded_plots(card: tuple[str, str]) -> No
     assert html.startswith("<!DOCTYPE html>")
     # The Markdown links the plot files of the MLflow run instead.
     assert "](../plots/risk.png)" in markdown
+    assert "Review zone (0.3, 0.6]" in markdown and "auto-excluded" in markdown
 
 
 def test_a_missing_plot_file_does_not_break_the_card(ctx: ModelCardContext) -> None:
@@ -166,14 +174,14 @@ def test_a_missing_plot_file_does_not_break_the_card(ctx: ModelCardContext) -> N
     assert "Plot roc not available" in html
 
 
-def test_real_data_without_oracle_or_band(ctx: ModelCardContext) -> None:
-    report = dict(ctx.report, oracle=None, uncertainty=None)
+def test_real_data_without_oracle_or_gate(ctx: ModelCardContext) -> None:
+    report = dict(ctx.report, oracle=None, gate=None)
     markdown, html = render_model_card(
         replace(
             ctx,
             data_source="/data/renji_cohort.parquet",
             report=report,
-            uncertainty_method=None,
+            gate_method=None,
             model_version=None,
             plots={},
         )
@@ -181,7 +189,7 @@ def test_real_data_without_oracle_or_band(ctx: ModelCardContext) -> None:
     assert "SYNTHETIC DATA" not in markdown
     assert "user-supplied cohort" in markdown
     assert "Comparison with the true risk" not in markdown
-    assert "No per-patient band was evaluated" in markdown
+    assert "No gate was evaluated on the test set." in markdown
     assert "not registered" in markdown
     assert "data:image/png" not in html
     assert re.findall(r"^## (.+)$", markdown, flags=re.MULTILINE) == list(

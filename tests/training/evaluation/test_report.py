@@ -83,7 +83,8 @@ def perfect(cohort: dict[str, np.ndarray]) -> dict:
 def test_sections_are_fixed_and_optional_ones_are_none(report: dict) -> None:
     assert tuple(report) == SECTIONS
     assert report["oracle"] is None
-    assert report["uncertainty"] is None
+    assert report["gate"] is None
+    assert report["population"] is None
     groups = [(r["attribute"], r["group"]) for r in report["subgroups"]]
     assert groups == [("sex", "female"), ("sex", "male")] + [
         ("age_band", b) for b in AGE_BANDS
@@ -208,7 +209,7 @@ def test_perfect_model_against_its_own_truth(perfect: dict) -> None:
     assert flat["oracle_auroc_gap"] == 0.0
     assert flat["oracle_nb_ratio"] == pytest.approx(1.0)
     assert flat["mae_vs_truth"] == 0.0
-    assert math.isnan(flat["n_in_band"])
+    assert math.isnan(flat["gate_review_share"])
     dc = perfect["clinical_utility"]["decision_curve"]
     assert all(r["net_benefit_oracle"] == r["net_benefit_model"] for r in dc)
 
@@ -304,69 +305,96 @@ def test_age_bands_and_input_checks() -> None:
     bad_sex[0] = "x"
     with pytest.raises(ValueError, match="sex"):
         build_report(d["y"], d["p"], sex=bad_sex, age_years=d["age"], threshold=0.5)
-    with pytest.raises(ValueError, match="both"):
-        build_report(
-            d["y"],
-            d["p"],
-            sex=d["sex"],
-            age_years=d["age"],
-            band_low=d["p"],
-            threshold=0.5,
-        )
 
 
-# ── uncertainty band ─────────────────────────────────────────────────────────
+# ── the three-valued gate ────────────────────────────────────────────────────
 
 
-def test_band_straddle_count_and_coverage() -> None:
-    # Ten hand-made patients, repeated 4 times so every metric is defined.
-    low = np.array([0.40, 0.50, 0.45, 0.10, 0.60, 0.30, 0.49, 0.00, 0.51, 0.20])
-    high = np.array([0.60, 0.70, 0.50, 0.20, 0.80, 0.90, 0.51, 0.05, 0.90, 0.40])
-    # straddles (low <= 0.5 < high): rows 0, 1, 5, 6 -> 4 of 10
-    truth = np.array([0.55, 0.45, 0.47, 0.15, 0.70, 0.95, 0.50, 0.01, 0.40, 0.30])
-    # covered (low <= truth <= high): all but rows 1, 5, 8 -> 7 of 10;
-    # among straddlers rows 0 and 6 -> 2 of 4
-    p = (low + high) / 2.0
-    y = np.array([1, 0, 1, 0, 1, 1, 0, 0, 1, 0])
+def _gate_case() -> dict:
+    """Ten hand-made patients, repeated 4 times so every metric is defined."""
+    state = ["above", "above", "above", "undetermined", "undetermined",
+             "below", "below", "below", "below", "below"]  # fmt: skip
+    truth = np.array([0.9, 0.7, 0.4, 0.6, 0.3, 0.1, 0.2, 0.55, 0.05, 0.1])
+    y = np.array([1, 1, 0, 1, 0, 0, 0, 1, 0, 0])
     reps = 4
+    return {
+        "y": np.tile(y, reps),
+        "p": np.tile(np.clip(truth, 0.01, 0.99), reps),
+        "truth": np.tile(truth, reps),
+        "gate": {
+            "state": state * reps,
+            "for_missing_data": [i % 10 == 3 for i in range(10 * reps)],
+            "exclude_edge": 0.3,
+            "pass_edge": 0.6,
+            "method": "hand-made",
+        },
+        "args": {
+            "sex": np.tile(["female", "male"], 5 * reps),
+            "age_years": np.full(10 * reps, 40.0),
+            "threshold": 0.5,
+            "n_boot": 0,
+        },
+    }
+
+
+def test_gate_groups_event_rates_and_truth() -> None:
+    case = _gate_case()
     rep = build_report(
-        np.tile(y, reps),
-        np.tile(p, reps),
-        sex=np.tile(["female", "male"], 5 * reps),
-        age_years=np.full(10 * reps, 40.0),
-        true_risk=np.tile(truth, reps),
-        band_low=np.tile(low, reps),
-        band_high=np.tile(high, reps),
-        threshold=0.5,
-    )
-    band = rep["uncertainty"]
-    assert band["n_in_band"] == 4 * reps
-    assert band["share_in_band"] == pytest.approx(0.4)
-    assert band["band_width_mean"] == pytest.approx(np.mean(high - low))
-    assert band["band_coverage"] == pytest.approx(0.7)
-    assert band["band_coverage_in_band"] == pytest.approx(0.5)
+        case["y"], case["p"], true_risk=case["truth"], gate=case["gate"],
+        **case["args"],
+    )  # fmt: skip
+    gate = rep["gate"]
+    rows = {r["group"]: r for r in gate["groups"]}
+    assert [r["group"] for r in gate["groups"]] == [
+        "auto-passed",
+        "reviewed",
+        "auto-excluded",
+    ]
+    assert (rows["auto-passed"]["n"], rows["auto-passed"]["events"]) == (12, 8)
+    assert (rows["reviewed"]["n"], rows["reviewed"]["events"]) == (8, 4)
+    assert (rows["auto-excluded"]["n"], rows["auto-excluded"]["events"]) == (20, 4)
+    low, high = m.wilson_interval(4, 20)
+    assert rows["auto-excluded"]["event_rate"] == pytest.approx(0.2)
+    assert rows["auto-excluded"]["event_rate_ci_low"] == pytest.approx(low)
+    assert rows["auto-excluded"]["event_rate_ci_high"] == pytest.approx(high)
+    assert gate["review_share"] == pytest.approx(0.2)
+    assert gate["reviewed_for_missing_data"] == 4
+    # truly above 0.5: rows 0, 1, 3, 7 -> one of four auto-excluded (row 7);
+    # of the auto-passed rows 0, 1, 2, two of three truly are above
+    assert gate["truth"]["excluded_true_high"] == pytest.approx(0.25)
+    assert gate["truth"]["passed_true_high"] == pytest.approx(2 / 3)
+    assert rows["auto-excluded"]["n_true_high"] == 4
     flat = report_metrics(rep)
-    assert flat["n_in_band"] == 16.0
-    assert flat["band_coverage_in_band"] == pytest.approx(0.5)
+    assert flat["gate_excluded_events"] == 4.0
+    assert flat["gate_exclude_edge"] == 0.3 and flat["gate_pass_edge"] == 0.6
+    assert flat["gate_excluded_true_high"] == pytest.approx(0.25)
+    table = gate_summary(rep)
+    assert table["n"].tolist() == [12, 8, 20]
+    assert "n_true_high" in table.columns
 
-    no_truth = build_report(
-        np.tile(y, reps),
-        np.tile(p, reps),
-        sex=np.tile(["female", "male"], 5 * reps),
-        age_years=np.full(10 * reps, 40.0),
-        band_low=np.tile(low, reps),
-        band_high=np.tile(high, reps),
-        threshold=0.5,
+
+def test_gate_without_truth_or_without_gate() -> None:
+    case = _gate_case()
+    rep = build_report(case["y"], case["p"], gate=case["gate"], **case["args"])
+    assert rep["gate"]["truth"] is None
+    assert math.isnan(report_metrics(rep)["gate_passed_true_high"])
+    assert "n_true_high" not in gate_summary(rep).columns
+    plain = build_report(case["y"], case["p"], **case["args"])
+    assert plain["gate"] is None
+    assert gate_summary(plain).empty
+    assert all(
+        math.isnan(v) for k, v in report_metrics(plain).items() if k.startswith("gate_")
     )
-    assert no_truth["uncertainty"]["band_coverage"] is None
-    assert no_truth["oracle"] is None
-    assert math.isnan(report_metrics(no_truth)["band_coverage"])
 
-    with pytest.raises(ValueError, match="band_low"):
-        build_report(
-            y, p, sex=["female"] * 10, age_years=np.full(10, 40.0),
-            band_low=high, band_high=low, threshold=0.5,
-        )  # fmt: skip
+
+def test_gate_states_are_checked() -> None:
+    case = _gate_case()
+    wrong = dict(case["gate"], state=["above"] * 3)
+    with pytest.raises(ValueError, match="gate\\['state'\\]"):
+        build_report(case["y"], case["p"], gate=wrong, **case["args"])
+    odd = dict(case["gate"], state=["maybe"] * len(case["y"]))
+    with pytest.raises(ValueError, match="one of"):
+        build_report(case["y"], case["p"], gate=odd, **case["args"])
 
 
 # ── plots ────────────────────────────────────────────────────────────────────
@@ -495,26 +523,3 @@ def test_without_resamples_the_bootstrap_intervals_are_empty(cohort: dict) -> No
     assert entries["brier"] == {"low": None, "high": None, "method": "none"}
     assert entries["sens_at_gate"]["method"] == "Wilson"
     assert entries["sens_at_gate"]["low"] is not None
-
-
-def test_gate_summary_section_holds_the_gate_table() -> None:
-    rng = np.random.default_rng(8)
-    n = 400
-    p = rng.beta(1.5, 5.0, n)
-    y = rng.binomial(1, p)
-    low, high = np.clip(p - 0.15, 0, 1), np.clip(p + 0.15, 0, 1)
-    args = {"sex": np.full(n, "female"), "age_years": np.full(n, 40.0)}
-    rep = build_report(
-        y, p, true_risk=p, band_low=low, band_high=high, threshold=0.5, n_boot=0,
-        **args,
-    )  # fmt: skip
-    expected = gate_summary(p, low, high, true_risk=p, threshold=0.5)
-    assert rep["gate_summary"] == expected.to_dict("records")
-    plain = build_report(y, p, threshold=0.5, n_boot=0, **args)["gate_summary"]
-    assert [r["group"] for r in plain] == [
-        "above the gate",
-        "at or below the gate",
-        "total",
-    ]
-    assert all(r["n_true_above"] is None for r in plain)
-    assert plain[-1]["n"] == n and plain[0]["n"] == int(np.sum(p > 0.5))

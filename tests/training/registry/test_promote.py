@@ -72,7 +72,6 @@ def test_gate_refuses_a_miscalibrated_challenger_and_keeps_champion(
     bad = dataclasses.replace(
         model,
         calibration=Calibration("platt", old.intercept * 2.5, old.slope * 2.5),
-        band=None,
     )
     # The registration gate would refuse this model: register it past the gate, as
     # a version registered before the gate existed would be.

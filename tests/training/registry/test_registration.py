@@ -14,7 +14,11 @@ from typer.testing import CliRunner
 from training.cli import app
 from training.config import load_config
 from training.pipeline import train
-from training.registry.gate import RegistrationRefusedError, absolute_checks
+from training.registry.gate import (
+    RegistrationRefusedError,
+    absolute_checks,
+    registration_checks,
+)
 
 GOOD = {
     "auroc_ci_low": 0.80,
@@ -42,6 +46,21 @@ def test_absolute_checks_pass_a_calibrated_model_above_the_baseline() -> None:
 def test_absolute_checks_name_what_fails(change: dict, failing: str) -> None:
     checks = absolute_checks({**GOOD, **change}, load_config().registration)
     assert [c.name for c in checks if not c.passed] == [failing]
+
+
+def test_registration_refuses_a_zone_it_cannot_measure() -> None:
+    """Too few held-out events among auto-passed or reviewed patients (or no zone,
+    NaN) is refused at registration; promotion's absolute checks do not ask."""
+    criteria = load_config().registration
+    enough = {"gate_passed_events": 40, "gate_reviewed_events": 25}
+    assert all(c.passed for c in registration_checks({**GOOD, **enough}, criteria))
+    few = {**GOOD, **enough, "gate_reviewed_events": criteria.min_gate_events - 1}
+    assert [c.name for c in registration_checks(few, criteria) if not c.passed] == [
+        "gate_reviewed_events"
+    ]
+    failing = [c.name for c in registration_checks(GOOD, criteria) if not c.passed]
+    assert failing == ["gate_passed_events", "gate_reviewed_events"]
+    assert "gate_passed_events" not in {c.name for c in absolute_checks(GOOD, criteria)}
 
 
 def _refusing(small_config, name: str):

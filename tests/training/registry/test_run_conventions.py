@@ -149,9 +149,9 @@ def test_html_report_is_complete_and_self_contained(runs_by_kind, trained) -> No
     assert f"{low:.3g} to {high:.3g}" in page
     for text in ("AUROC (C-statistic)", "Calibration slope", "PPV at 0.5", "Wilson"):
         assert text in page, text
-    # the threshold table with the gate's row, the band, subgroups, the model card
+    # the threshold table with the gate's row, the gate's groups, subgroups, the card
     assert '<tr class="gate"><td>0.5</td>' in page
-    assert "band straddles the gate" in page
+    assert "The three-valued gate" in page and "auto-excluded" in page
     assert "<td>female</td>" in page and "<td>45+</td>" in page
     assert f"Model card: ln-risk version {trained.model_version}" in page
     assert "TRIPOD+AI checklist" in page
