@@ -1136,8 +1136,9 @@ def generate_cohort(
     Returns:
         One row per patient: every ``PatientRecord`` field (schema dtypes), then
         ``ln_within_2y`` (Int64 0/1), ``true_risk_2y`` (float, 0–1) and annotations
-        ``dgp_latent_activity`` (Z) and ``dgp_linear_predictor`` (logit of the true
-        risk). ``df.attrs`` holds the seed, shift name, beta0, incidence, small-terms
+        ``dgp_latent_activity`` (Z), ``dgp_linear_predictor`` (logit of the true
+        risk) and ``dgp_prior_kidney_involvement`` (the clinical truth of kidney
+        involvement at baseline, recorded or not). ``df.attrs`` holds the seed, shift name, beta0, incidence, small-terms
         switch and reference date (ISO). No trial criterion is applied (see
         :func:`synthetic.checks.exclusions_met`).
     """
@@ -1166,6 +1167,7 @@ def generate_cohort(
     df[TRUE_RISK_COLUMN] = risk
     df[f"{SYNTHETIC_PREFIX}latent_activity"] = truth["z"]
     df[f"{SYNTHETIC_PREFIX}linear_predictor"] = lp
+    df[f"{SYNTHETIC_PREFIX}prior_kidney_involvement"] = kidney_involved(truth)
     df.attrs.update(
         {
             "dgp_seed": seed,

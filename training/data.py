@@ -12,8 +12,10 @@ training path itself never imports the generator.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import numpy as np
@@ -23,6 +25,9 @@ from sklearn.model_selection import train_test_split
 from data_schema import OUTCOME_COLUMN, validate_cohort
 from eligibility import TrialCriteria
 from eligibility.population import group_verdicts
+
+if TYPE_CHECKING:
+    from training.config import TrainingConfig
 
 SourceReader = Callable[[str], pd.DataFrame]
 """Rebuilds the cohort a data source describes (e.g. ``synthetic://…``)."""
@@ -139,3 +144,49 @@ def development_population(
     kept = cohort[~left_out].reset_index(drop=True)
     attrition.append(row("development population", kept))
     return kept, attrition
+
+
+@dataclass(frozen=True)
+class PopulationDefinition:
+    """Who a run's model is for: the criteria groups left out, read on one day.
+
+    A run records it as tags, so the same patients can be rebuilt from the same data
+    source later (evaluation, promotion), whatever day that is.
+    """
+
+    groups: tuple[str, ...]
+    day: date
+
+    def apply(
+        self, cohort: pd.DataFrame, criteria: TrialCriteria
+    ) -> tuple[pd.DataFrame, list[dict[str, object]]]:
+        """The kept patients and the attrition (see :func:`development_population`)."""
+        return development_population(cohort, criteria, self.groups, self.day)
+
+    def tags(self) -> dict[str, str]:
+        return {
+            "population_groups": ",".join(self.groups),
+            "population_date": self.day.isoformat(),
+        }
+
+    @classmethod
+    def of(
+        cls, groups: Sequence[str], reference_date: date | None
+    ) -> PopulationDefinition:
+        """The definition of a config's population settings, read today by default."""
+        return cls(tuple(groups), reference_date or date.today())
+
+    @classmethod
+    def from_tags(cls, tags: Mapping[str, str]) -> PopulationDefinition | None:
+        """The definition a run recorded; None for a run on everyone."""
+        if "population_groups" not in tags:
+            return None
+        groups = tuple(g for g in tags["population_groups"].split(",") if g)
+        return cls(groups, date.fromisoformat(tags["population_date"]))
+
+
+def config_population(config: TrainingConfig) -> PopulationDefinition:
+    """The population a training config develops and evaluates its models on."""
+    return PopulationDefinition.of(
+        config.population.exclude_groups, config.population.reference_date
+    )

@@ -20,7 +20,8 @@ from data_schema import OUTCOME_COLUMN, frame_to_features
 from riskmodel import LNRiskModel
 from training.config import TrainingConfig
 from training.data import (
-    development_population,
+    PopulationDefinition,
+    config_population,
     load_outcome_cohort,
     split_by_patient,
 )
@@ -50,6 +51,7 @@ class _Fitted:
     """A fitted model with the data it was developed and evaluated on."""
 
     cohort: pd.DataFrame
+    population: PopulationDefinition
     attrition: list[dict[str, Any]]
     dev: pd.DataFrame
     test: pd.DataFrame
@@ -87,12 +89,8 @@ def fit_and_evaluate(
             progress.update(task, advance=1, description=description)
 
         cohort = load_outcome_cohort(raw)
-        population, attrition = development_population(
-            cohort,
-            config.trial_criteria,
-            config.population.exclude_groups,
-            config.population.reference_date,
-        )
+        definition = config_population(config)
+        population, attrition = definition.apply(cohort, config.trial_criteria)
         step(f"{len(population):,} of {len(cohort):,} patients in the population")
         dev, test = split_by_patient(
             population, config.split.test_fraction, config.seed, config.split.stratify
@@ -104,7 +102,9 @@ def fit_and_evaluate(
             model, test, config.gate_threshold, population=attrition
         )
         step("evaluated on held-out patients")
-    return _Fitted(cohort, attrition, dev, test, model, search_results, evaluation)
+    return _Fitted(
+        cohort, definition, attrition, dev, test, model, search_results, evaluation
+    )
 
 
 def population_metrics(attrition: list[dict[str, Any]]) -> dict[str, float]:
@@ -195,7 +195,7 @@ def _log_training_run(
         test_digest = run.log_dataset(
             test, name="test", source=source, context="evaluation"
         )
-        run.tags({"test_digest": test_digest})
+        run.tags({"test_digest": test_digest, **fitted.population.tags()})
         run.params(config.flat_params())
         run.params(
             {

@@ -2,9 +2,9 @@
 
 Registration (every new version, the first one included) applies absolute criteria
 on its held-out patients and requires enough held-out events to measure the review
-zone (a zone that cannot be measured is refused, not shipped); promotion applies the same criteria to the challenger and
-compares its AUROC with the champion's on the same patients. A metric that could
-not be computed (NaN) fails its check.
+zone (a zone that cannot be measured is refused, not shipped); promotion applies the
+absolute criteria to the challenger and compares its AUROC with the champion's on the
+same patients. A metric that could not be computed (NaN) fails its check.
 """
 
 from __future__ import annotations

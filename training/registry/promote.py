@@ -17,8 +17,16 @@ from pathlib import Path
 import pandas as pd
 
 from data_schema import OUTCOME_COLUMN, frame_to_features, validate_cohort
+from eligibility import TrialCriteria
 from training.config import TrainingConfig
-from training.data import SourceReader, read_cohort, read_source, split_by_patient
+from training.data import (
+    PopulationDefinition,
+    SourceReader,
+    config_population,
+    read_cohort,
+    read_source,
+    split_by_patient,
+)
 from training.evaluation.metrics import classification_report
 from training.registry import tracking
 from training.registry.gate import Check, absolute_checks, champion_check
@@ -54,18 +62,27 @@ def decide(
 
 
 def held_out_of_run(
-    run_id: str, readers: Mapping[str, SourceReader] | None = None
+    run_id: str,
+    criteria: TrialCriteria,
+    readers: Mapping[str, SourceReader] | None = None,
 ) -> tuple[pd.DataFrame, str]:
     """Rebuild a training run's held-out test set and check it against its digest.
 
+    The run's population (the criteria groups it left out, on the day it read them)
+    is applied again before the split, as the run did.
+
     Args:
         run_id: the training (or recalibration) run.
+        criteria: the criteria file whose groups define the population.
         readers: readers of non-file data sources, by scheme (``synthetic``).
     """
     tags = tracking.run_tags_of(run_id)
     params = tracking.run_params_of(run_id)
     source = tags["data_source"]
     cohort = validate_cohort(read_source(source, readers))
+    population = PopulationDefinition.from_tags(tags)
+    if population is not None:
+        cohort, _ = population.apply(cohort, criteria)
     needed = ("seed", "split.test_fraction", "split.stratify")
     if any(key not in params for key in needed):
         raise ValueError(
@@ -109,10 +126,14 @@ def promote(
         names.registered_model, names.champion_alias
     )
     if cohort_path is not None:
-        data = validate_cohort(read_cohort(cohort_path))
+        data, _ = config_population(config).apply(
+            validate_cohort(read_cohort(cohort_path)), config.trial_criteria
+        )
         described = source = str(Path(cohort_path).resolve())
     else:
-        data, described = held_out_of_run(ch_version.run_id, readers)
+        data, described = held_out_of_run(
+            ch_version.run_id, config.trial_criteria, readers
+        )
         source = tracking.run_tags_of(ch_version.run_id).get("data_source", described)
     X, y = frame_to_features(data), data[OUTCOME_COLUMN].to_numpy(int)
     gate = config.gate_threshold

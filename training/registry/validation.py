@@ -19,7 +19,13 @@ import pandas as pd
 from data_schema import OUTCOME_COLUMN, frame_to_features
 from riskmodel import Calibration, LNRiskModel
 from training.config import TrainingConfig
-from training.data import load_outcome_cohort, read_cohort, split_by_patient
+from training.data import (
+    PopulationDefinition,
+    config_population,
+    load_outcome_cohort,
+    read_cohort,
+    split_by_patient,
+)
 from training.evaluation.evaluate import evaluate_model
 from training.evaluation.metrics import calibration_in_the_large, calibration_slope
 from training.fit import fit_calibration
@@ -81,8 +87,14 @@ def recalibrate_model(
     )
 
 
-def _load_validation_cohort(path: str | Path) -> pd.DataFrame:
-    return load_outcome_cohort(read_cohort(path), what="validation")
+def _load_validation_cohort(
+    config: TrainingConfig, path: str | Path
+) -> tuple[pd.DataFrame, PopulationDefinition, list[dict[str, object]]]:
+    """A validation file restricted to the config's population, with its attrition."""
+    cohort = load_outcome_cohort(read_cohort(path), what="validation")
+    population = config_population(config)
+    kept, attrition = population.apply(cohort, config.trial_criteria)
+    return kept, population, attrition
 
 
 def evaluate_registered(
@@ -92,8 +104,10 @@ def evaluate_registered(
     tracking.configure()
     name = config.tracking.registered_model
     model, version = tracking.load_registered(name, ref)
-    cohort = _load_validation_cohort(cohort_path)
-    evaluation = evaluate_model(model, cohort, config.gate_threshold)
+    cohort, population, attrition = _load_validation_cohort(config, cohort_path)
+    evaluation = evaluate_model(
+        model, cohort, config.gate_threshold, population=attrition
+    )
     source = str(Path(cohort_path).resolve())
     digest = tracking.dataset_digest(cohort, source=source)
     with tracking.tracked_run(
@@ -108,6 +122,7 @@ def evaluate_registered(
         registered_model=name,
         model_version=version.version,
         model_ref=f"{name}@{ref}",
+        **population.tags(),
     ) as run:
         run.metrics(evaluation.metrics)
         # The card of the model evaluated, as its own run logged it.
@@ -136,7 +151,7 @@ def recalibrate_registered(
     tracking.configure()
     names = config.tracking
     model, version = tracking.load_registered(names.registered_model, ref)
-    cohort = _load_validation_cohort(cohort_path)
+    cohort, population, attrition = _load_validation_cohort(config, cohort_path)
     fit_part, eval_part = split_by_patient(cohort, 1 - fit_fraction, config.seed)
     new = recalibrate_model(
         model,
@@ -150,8 +165,10 @@ def recalibrate_registered(
             "recalibration_method": method,
         }
     )
-    before = evaluate_model(model, eval_part, config.gate_threshold)
-    after = evaluate_model(new, eval_part, config.gate_threshold)
+    before = evaluate_model(
+        model, eval_part, config.gate_threshold, population=attrition
+    )
+    after = evaluate_model(new, eval_part, config.gate_threshold, population=attrition)
     source = str(Path(cohort_path).resolve())
     digest = tracking.dataset_digest(cohort, source=source)
     with tracking.tracked_run(
@@ -163,6 +180,7 @@ def recalibrate_registered(
         source=source,
         data_digest=digest,
         recalibrated_from=version.version,
+        **population.tags(),
     ) as run:
         run.log_dataset(fit_part, name="recalibration", source=source, context="fit")
         run.log_dataset(eval_part, name="test", source=source, context="eval")
