@@ -1,7 +1,7 @@
 """Attrition: how many patients each step of the screening rules out.
 
-Step 0 is everyone screened, step 1 the risk gate, then one step per criterion in
-file order; small cells are suppressed for sharing (``data_schema.SMALL_CELL``).
+Step 0 is everyone screened, step 1 the risk gate, step 2 the undetermined gates
+(sent to review, not ruled out), then one step per criterion in file order; small cells are suppressed for sharing (``data_schema.SMALL_CELL``).
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ def attrition_table(
     """Sequential and per-criterion counts, in criterion order, small cells hidden.
 
     Step 0 is everyone screened; step 1 the risk gate (a gate ``below`` rules a
-    patient out; its ``unknown`` counts the undetermined gates, reviewed and not
-    ruled out); then one step per criterion.
+    patient out; its ``unknown`` counts the undetermined gates); step 2 the
+    patients whose gate is undetermined, reviewed and not ruled out (``unknown``);
+    then one step per criterion.
     ``remaining`` counts patients not yet ruled out after that step (sequential);
     ``ruled_out_here`` those it removes from the remainder; ``fails``, ``unknown``
     and ``needs_judgment`` are per-criterion counts over everyone.
@@ -66,6 +67,17 @@ def attrition_table(
             "remaining": int((alive & ~below).sum()),
             "ruled_out_here": int((alive & below).sum()),
             "fails": int(below.sum()),
+            "unknown": int(undetermined.sum()),
+            "needs_judgment": 0,
+        }
+    )
+    rows.append(
+        {
+            "step": "gate undetermined (review; obtain the missing predictors)",
+            "kind": "gate",
+            "remaining": int((alive & ~below).sum()),
+            "ruled_out_here": 0,
+            "fails": 0,
             "unknown": int(undetermined.sum()),
             "needs_judgment": 0,
         }

@@ -70,7 +70,12 @@ def test_attrition_is_sequential_and_suppresses_small_cells(criteria) -> None:
     df, risks, gates = _scenario(2000, seed=9)
     batch = screen_frame(df, risks, SCREENING, criteria, gates)
     raw = attrition_table(batch, criteria, min_cell=0)
-    assert list(raw["step"][2:]) == [c.id for c in criteria.criteria]
+    assert list(raw["step"][3:]) == [c.id for c in criteria.criteria]
+    undetermined = int((batch["gate"] == "undetermined").sum())
+    assert undetermined > 0
+    assert raw.loc[2, "step"].startswith("gate undetermined")
+    assert raw.loc[2, "unknown"] == undetermined
+    assert raw.loc[2, "remaining"] == raw.loc[1, "remaining"]
     # remaining(k) = remaining(k-1) − ruled_out_here(k)
     rem, out = raw["remaining"].to_numpy(), raw["ruled_out_here"].to_numpy()
     assert rem[0] == 2000
