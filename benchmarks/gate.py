@@ -2,10 +2,11 @@
 
 Trains the default model on a fresh cohort (``--seed``), then screens the
 development population (SLE without prior kidney involvement) of another fresh
-cohort (``--seed + 1``) with every record complete as generated, and with
-predictors removed for everyone:
+cohort (``--seed + 1``) with every predictor recorded, with the values missing as
+the generator leaves them, and with predictors removed for everyone:
 
-* ``complete``          — the records as generated (natural missingness);
+* ``complete``          — every value recorded (the generator's complete records);
+* ``as_recorded``       — the same patients with the generator's missingness;
 * ``no_dsdna_c3_c4``    — anti-dsDNA, C3 and C4 removed;
 * ``no_urine_protein``  — the 24-h urine protein removed;
 * ``no_c1q_nucleosome`` — anti-C1q and anti-nucleosome removed;
@@ -32,7 +33,7 @@ import numpy as np
 from data_schema import frame_to_features, model_features
 from synthetic import generate_cohort
 from training.config import load_config
-from training.data import development_population, load_outcome_cohort
+from training.data import config_population, load_outcome_cohort
 from training.evaluation.metrics import classification_report
 from training.fit import fit_candidate
 
@@ -45,10 +46,10 @@ SCENARIOS: dict[str, tuple[str, ...] | None] = {
 }
 
 
-def population(n: int, seed: int, config) -> object:
-    cohort = load_outcome_cohort(generate_cohort(n=n, seed=seed))
-    kept, _ = development_population(
-        cohort, config.trial_criteria, config.population.exclude_groups
+def population(n: int, seed: int, config, missing_values: bool = True) -> object:
+    cohort = generate_cohort(n=n, seed=seed, missing_values=missing_values)
+    kept, _ = config_population(config).apply(
+        load_outcome_cohort(cohort), config.trial_criteria
     )
     return kept
 
@@ -75,7 +76,9 @@ def main() -> None:
     config = load_config()
     gate = config.gate_threshold
     train = population(args.train_n, args.seed, config)
-    test = population(args.test_n, args.seed + 1, config)
+    test = population(args.test_n, args.seed + 1, config, missing_values=False)
+    recorded = generate_cohort(n=args.test_n, seed=args.seed + 1)
+    recorded = recorded.set_index("patient_id").loc[test["patient_id"]].reset_index()
     started = time.perf_counter()
     model, _ = fit_candidate(
         frame_to_features(train), train["ln_within_2y"].to_numpy(int), config
@@ -89,9 +92,15 @@ def main() -> None:
     true_high = truth > gate
     out: dict[str, object] = {"gate": gate, "seed": args.seed}
     print(f"{len(test):,} test patients in the population, {true_high.sum()} true-high")
-    for name, removed in SCENARIOS.items():
+    scenarios = {name: scenario(X, removed) for name, removed in SCENARIOS.items()}
+    scenarios = {
+        "complete": scenarios.pop("complete"),
+        "as_recorded": frame_to_features(recorded),
+        **scenarios,
+    }
+    for name, features in scenarios.items():
         started = time.perf_counter()
-        states = model.gate(scenario(X, removed), gate)
+        states = model.gate(features, gate)
         seconds = time.perf_counter() - started
         passed, excluded = states.state == "above", states.state == "below"
         row = {
