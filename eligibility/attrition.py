@@ -1,7 +1,8 @@
 """Attrition: how many patients each step of the screening rules out.
 
 Step 0 is everyone screened, step 1 the risk gate, step 2 the undetermined gates
-(sent to review, not ruled out), then one step per criterion in file order; small cells are suppressed for sharing (``data_schema.SMALL_CELL``).
+(sent to review, not ruled out), then one step per criterion in file order; small
+cells are suppressed for sharing (``data_schema.SMALL_CELL``).
 """
 
 from __future__ import annotations

@@ -127,6 +127,7 @@ from data_schema.table import (
     SYNTHETIC_PREFIX,
     TRUE_RISK_COLUMN,
 )
+from eligibility.derived import ACR1997_ITEMS
 from riskmodel.maths import expit
 
 FloatArray = NDArray[np.float64]
@@ -153,17 +154,8 @@ SOLVER_SEED = 20_260_101
 ACR_SELECTION_Z_OFFSET = -0.17
 
 # ACR 1997 items other than the renal one: at least four are required.
-ACR_NONRENAL_ITEMS: tuple[str, ...] = (
-    "acr_malar_rash",
-    "acr_discoid_rash",
-    "acr_photosensitivity",
-    "acr_oral_ulcers",
-    "acr_arthritis",
-    "acr_serositis",
-    "acr_neurologic_disorder",
-    "acr_hematologic_disorder",
-    "acr_immunologic_disorder",
-    "acr_antinuclear_antibody",
+ACR_NONRENAL_ITEMS: tuple[str, ...] = tuple(
+    item for item in ACR1997_ITEMS if item != "acr_renal_disorder"
 )
 
 
@@ -1138,9 +1130,9 @@ def generate_cohort(
         ``ln_within_2y`` (Int64 0/1), ``true_risk_2y`` (float, 0–1) and annotations
         ``dgp_latent_activity`` (Z), ``dgp_linear_predictor`` (logit of the true
         risk) and ``dgp_prior_kidney_involvement`` (the clinical truth of kidney
-        involvement at baseline, recorded or not). ``df.attrs`` holds the seed, shift name, beta0, incidence, small-terms
-        switch and reference date (ISO). No trial criterion is applied (see
-        :func:`synthetic.checks.exclusions_met`).
+        involvement at baseline, recorded or not). ``df.attrs`` holds the seed,
+        shift name, beta0, incidence, small-terms switch and reference date (ISO).
+        No trial criterion is applied (see :func:`synthetic.checks.exclusions_met`).
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")

@@ -123,6 +123,18 @@ GATE_GROUPS: tuple[tuple[str, str], ...] = (
     ("auto-excluded", "below"),
 )
 """(group of the report, gate state) in the order the report lists them."""
+_GATE_GROUP_SHORT = {
+    "auto-passed": "passed",
+    "reviewed": "reviewed",
+    "auto-excluded": "excluded",
+}
+_GATE_GROUP_KEYS = (
+    "n",
+    "events",
+    "event_rate",
+    "event_rate_ci_low",
+    "event_rate_ci_high",
+)
 
 _GATE_KEYS: tuple[str, ...] = (
     "gate_exclude_edge",
@@ -131,14 +143,8 @@ _GATE_KEYS: tuple[str, ...] = (
     "gate_reviewed_for_missing_data",
     *(
         f"gate_{short}_{key}"
-        for short in ("passed", "reviewed", "excluded")
-        for key in (
-            "n",
-            "events",
-            "event_rate",
-            "event_rate_ci_low",
-            "event_rate_ci_high",
-        )
+        for short in _GATE_GROUP_SHORT.values()
+        for key in _GATE_GROUP_KEYS
     ),
     "gate_excluded_true_high",
     "gate_passed_true_high",
@@ -699,20 +705,9 @@ def _gate_metrics(gate: Mapping[str, Any] | None) -> dict[str, float]:
     out["gate_pass_edge"] = num(gate["pass_edge"])
     out["gate_review_share"] = num(gate["review_share"])
     out["gate_reviewed_for_missing_data"] = num(gate["reviewed_for_missing_data"])
-    shorts = {
-        "auto-passed": "passed",
-        "reviewed": "reviewed",
-        "auto-excluded": "excluded",
-    }
     for row in gate["groups"]:
-        for key in (
-            "n",
-            "events",
-            "event_rate",
-            "event_rate_ci_low",
-            "event_rate_ci_high",
-        ):
-            out[f"gate_{shorts[row['group']]}_{key}"] = num(row[key])
+        for key in _GATE_GROUP_KEYS:
+            out[f"gate_{_GATE_GROUP_SHORT[row['group']]}_{key}"] = num(row[key])
     truth = gate.get("truth") or {}
     out["gate_excluded_true_high"] = num(truth.get("excluded_true_high"))
     out["gate_passed_true_high"] = num(truth.get("passed_true_high"))
