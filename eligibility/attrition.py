@@ -24,6 +24,27 @@ def _verdict_codes(column: pd.Series) -> Codes:
     return np.array([lookup[v] for v in column], dtype=np.int8)
 
 
+def _row(
+    step: str,
+    kind: str,
+    remaining: int,
+    *,
+    ruled_out_here: int = 0,
+    fails: int = 0,
+    unknown: int = 0,
+    needs_judgment: int = 0,
+) -> dict[str, object]:
+    return {
+        "step": step,
+        "kind": kind,
+        "remaining": remaining,
+        "ruled_out_here": ruled_out_here,
+        "fails": fails,
+        "unknown": unknown,
+        "needs_judgment": needs_judgment,
+    }
+
+
 def attrition_table(
     screened: pd.DataFrame, criteria: TrialCriteria, *, min_cell: int = SMALL_CELL
 ) -> pd.DataFrame:
@@ -48,55 +69,42 @@ def attrition_table(
         ``ruled_out_here``, ``fails``, ``unknown``, ``needs_judgment``.
     """
     alive = np.ones(len(screened), dtype=bool)
-    rows = [
-        {
-            "step": "screened",
-            "kind": "",
-            "remaining": int(alive.sum()),
-            "ruled_out_here": 0,
-            "fails": 0,
-            "unknown": 0,
-            "needs_judgment": 0,
-        }
-    ]
+    rows = [_row("screened", "", int(alive.sum()))]
     state = screened["gate"].to_numpy(dtype=object)
     below, undetermined = state == "below", state == "undetermined"
+    kept = int((alive & ~below).sum())
     rows.append(
-        {
-            "step": f"risk > {criteria.risk_gate.threshold:g}",
-            "kind": "gate",
-            "remaining": int((alive & ~below).sum()),
-            "ruled_out_here": int((alive & below).sum()),
-            "fails": int(below.sum()),
-            "unknown": int(undetermined.sum()),
-            "needs_judgment": 0,
-        }
+        _row(
+            f"risk > {criteria.risk_gate.threshold:g}",
+            "gate",
+            kept,
+            ruled_out_here=int((alive & below).sum()),
+            fails=int(below.sum()),
+            unknown=int(undetermined.sum()),
+        )
     )
     rows.append(
-        {
-            "step": "gate undetermined (review; obtain the missing predictors)",
-            "kind": "gate",
-            "remaining": int((alive & ~below).sum()),
-            "ruled_out_here": 0,
-            "fails": 0,
-            "unknown": int(undetermined.sum()),
-            "needs_judgment": 0,
-        }
+        _row(
+            "gate undetermined (review; obtain the missing predictors)",
+            "gate",
+            kept,
+            unknown=int(undetermined.sum()),
+        )
     )
     alive &= ~below
     for c in criteria.criteria:
         v = _verdict_codes(screened[c.id])
         fails = v == (TRUE if c.kind == "exclusion" else FALSE)
         rows.append(
-            {
-                "step": c.id,
-                "kind": c.kind,
-                "remaining": int((alive & ~fails).sum()),
-                "ruled_out_here": int((alive & fails).sum()),
-                "fails": int(fails.sum()),
-                "unknown": int((v == UNKNOWN).sum()),
-                "needs_judgment": int((v == JUDGMENT).sum()),
-            }
+            _row(
+                c.id,
+                c.kind,
+                int((alive & ~fails).sum()),
+                ruled_out_here=int((alive & fails).sum()),
+                fails=int(fails.sum()),
+                unknown=int((v == UNKNOWN).sum()),
+                needs_judgment=int((v == JUDGMENT).sum()),
+            )
         )
         alive &= ~fails
     table = pd.DataFrame(rows)
