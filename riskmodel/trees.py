@@ -4,7 +4,8 @@ Why: one ``Booster.inplace_predict`` call costs ~140 µs however few the rows
 (measured here: ~60 µs inside libxgboost, the rest in its Python wrapper), while
 walking the default model's 400 shallow trees for one patient with numpy takes
 ~30 µs. A service screening one patient per request pays that fixed cost on every
-request, and ten times over for the uncertainty band. For many rows the booster is
+request, and again for each plausible completion the three-valued gate scores when
+predictors are missing. For many rows the booster is
 faster, and :class:`~riskmodel.model.LNRiskModel` keeps using it there.
 
 Exactness: XGBoost sends a row to the left child when ``value < split_condition``,

@@ -26,11 +26,12 @@ from training.data import (
     read_cohort,
     split_by_patient,
 )
-from training.evaluation.evaluate import evaluate_model
+from training.evaluation.evaluate import Evaluation, evaluate_model
 from training.evaluation.metrics import calibration_in_the_large, calibration_slope
 from training.fit import fit_calibration
 from training.pipeline import held_out_metrics, model_card_context
 from training.registry import tracking
+from training.registry.tracking import Registered
 from training.zone import fit_review_zone
 
 RecalibrationMethod = Literal["intercept", "logistic", "isotonic"]
@@ -169,17 +170,60 @@ def recalibrate_registered(
         model, eval_part, config.gate_threshold, population=attrition
     )
     after = evaluate_model(new, eval_part, config.gate_threshold, population=attrition)
-    source = str(Path(cohort_path).resolve())
+    run_id, registered = _log_recalibration(
+        config,
+        _Recalibration(model, new, version.version, method, fit_fraction),
+        cohort,
+        population,
+        (fit_part, eval_part),
+        (before, after),
+        str(Path(cohort_path).resolve()),
+    )
+    return ValidationResult(
+        run_id,
+        str(version.version),
+        after.metrics,
+        before=before.metrics,
+        new_version=registered.version,
+        alias=registered.alias,
+    )
+
+
+@dataclass(frozen=True)
+class _Recalibration:
+    """A recalibration: the model adapted, the new one, and how."""
+
+    old: LNRiskModel
+    new: LNRiskModel
+    version: str
+    method: RecalibrationMethod
+    fit_fraction: float
+
+
+def _log_recalibration(
+    config: TrainingConfig,
+    recal: _Recalibration,
+    cohort: pd.DataFrame,
+    population: PopulationDefinition,
+    parts: tuple[pd.DataFrame, pd.DataFrame],
+    evaluations: tuple[Evaluation, Evaluation],
+    source: str,
+) -> tuple[str, Registered]:
+    """Log the recalibration run; register the new version past the gate."""
+    model, new, method = recal.old, recal.new, recal.method
+    fit_fraction = recal.fit_fraction
+    fit_part, eval_part = parts
+    before, after = evaluations
     digest = tracking.dataset_digest(cohort, source=source)
     with tracking.tracked_run(
         config,
         kind="recalibration",
-        name=f"recalibrate-v{version.version}-{method}-on-{digest}",
+        name=f"recalibrate-v{recal.version}-{method}-on-{digest}",
         model_family=model.metadata.get("model_family", model.kind),
         data=cohort,
         source=source,
         data_digest=digest,
-        recalibrated_from=version.version,
+        recalibrated_from=recal.version,
         **population.tags(),
     ) as run:
         run.log_dataset(fit_part, name="recalibration", source=source, context="fit")
@@ -216,11 +260,4 @@ def recalibrate_registered(
             ),
         )
     assert registered is not None  # a refusal was raised when the run ended
-    return ValidationResult(
-        run.run_id,
-        str(version.version),
-        after.metrics,
-        before=before.metrics,
-        new_version=registered.version,
-        alias=registered.alias,
-    )
+    return run.run_id, registered
