@@ -25,6 +25,7 @@ from training.data import (
     load_outcome_cohort,
     split_by_patient,
 )
+from training.evaluation.characteristics import characteristics_table
 from training.evaluation.evaluate import Evaluation, evaluate_model
 from training.evaluation.metrics import MODEL_CARD_METRICS
 from training.evaluation.model_card import ModelCardContext
@@ -172,6 +173,7 @@ def model_card_context(
         report=evaluation.report,
         gate_method=gate_description(model),
         selected_hyperparameters=model.metadata.get("hyperparameters"),
+        characteristics=characteristics_table({"development": dev, "test": test}),
     )
 
 
