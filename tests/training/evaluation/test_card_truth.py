@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_schema import OUTCOME_COLUMN, TRUE_RISK_COLUMN
+from data_schema import OUTCOME_COLUMN, TRUE_RISK_COLUMN, model_features
 from synthetic import generate_cohort
 from training.config import load_config
 from training.data import config_population, load_outcome_cohort, split_by_patient
@@ -25,6 +25,7 @@ from training.evaluation.characteristics import (
     characteristics_table,
 )
 from training.evaluation.model_card import (
+    ANTICIPATED_C_STATISTIC,
     ModelCardContext,
     card_facts,
     follow_up_statement,
@@ -33,6 +34,7 @@ from training.evaluation.model_card import (
 )
 from training.evaluation.render import fmt_count
 from training.evaluation.report import build_report
+from training.evaluation.sample_size import riley_sample_size
 from training.evaluation.tripod import TRIPOD_ITEMS
 
 # Collins et al., BMJ 2024;385:e078378, Table 1: items 1 to 27c with their parts.
@@ -230,3 +232,32 @@ def test_characteristics_by_hand() -> None:
 def test_follow_up_statements_differ() -> None:
     assert follow_up_statement(True) != follow_up_statement(False)
     assert "censor" in follow_up_statement(False)
+
+
+@pytest.mark.slow
+def test_a_trained_runs_card_answers_with_its_own_numbers(trained) -> None:
+    """The card a real training run logs: every item, its development numbers,
+    Riley's minimum for them, the characteristics and how the zone was placed."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    run = client.get_run(trained.run_id)
+    path = client.download_artifacts(trained.run_id, "model_card/model_card.md")
+    with open(path, encoding="utf-8") as handle:
+        markdown = handle.read()
+    answers = checklist(markdown)
+    assert list(answers) == STATEMENT_ITEMS
+    n_dev = int(run.data.params["n_development"])
+    events_dev = int(run.data.params["events_development"])
+    size = riley_sample_size(
+        len(model_features()), events_dev / n_dev, c_statistic=ANTICIPATED_C_STATISTIC
+    )
+    assert f"minimum {fmt_count(size.minimum)} patients" in answers["10"]
+    assert f"{fmt_count(n_dev)} patients: it" in answers["10"]
+    assert f"| Patients | {fmt_count(n_dev)} |" in markdown
+    population = int(run.data.metrics["population_development"])
+    assert f"{fmt_count(population)} in the development population" in answers["20a"]
+    assert (
+        "out-of-fold" in answers["15"]
+        and "observed 2-year event rate" in (answers["15"])
+    )
