@@ -11,8 +11,12 @@ gathers what the template shows; every number comes from the report.
 
 The section headings are fixed (:data:`SECTION_HEADINGS`) so cards of different
 versions can be compared side by side; the predictor table is generated from
-:func:`data_schema.model_features`, never listed by hand. Items follow Collins et
-al., TRIPOD+AI, BMJ 2024;385:e078378 (clinical.md §7).
+:func:`data_schema.model_features`, never listed by hand. The card answers every
+item of TRIPOD+AI (Collins et al., BMJ 2024;385:e078378) by number: the items are
+data (:mod:`.tripod`), their answers written with the run's facts
+(:func:`card_facts`). What the data cannot show is never claimed: follow-up and
+censoring are stated from the data source (:func:`follow_up_statement`), and a
+site's setting, ethics and assessors are asked for, not assumed.
 """
 
 from __future__ import annotations
