@@ -147,8 +147,9 @@ def _value_text(value: Any) -> str:
 
 
 def _is_synthetic(ctx: ModelCardContext) -> bool:
-    """Whether the data source is the synthetic generator (not a site's file)."""
-    return ctx.data_source.startswith("synthetic://")
+    """Whether the data are the synthetic generator's: its source, or a file that
+    carries the generator's true risk (no real cohort has one)."""
+    return ctx.data_source.startswith("synthetic://") or bool(ctx.report.get("oracle"))
 
 
 def _gate(ctx: ModelCardContext) -> float:

@@ -164,7 +164,8 @@ def test_attrition_counts_come_from_the_population_filter(
 
 def test_follow_up_is_stated_from_the_data_source(ctx: ModelCardContext) -> None:
     synthetic_md, _ = render_model_card(ctx)
-    site_md, site_html = render_model_card(replace(ctx, data_source=SITE_FILE))
+    site_ctx = replace(ctx, data_source=SITE_FILE, report=dict(ctx.report, oracle=None))
+    site_md, site_html = render_model_card(site_ctx)
     assert "Complete 2-year follow-up by construction" in synthetic_md
     assert "no censoring" in checklist(synthetic_md)["5b"]
     site = checklist(site_md)
@@ -178,6 +179,15 @@ def test_follow_up_is_stated_from_the_data_source(ctx: ModelCardContext) -> None
     for item in ("6a", "8b", "8c", "9c", "17"):
         assert site[item].startswith("Not recorded"), item
         assert checklist(synthetic_md)[item].startswith("Not applicable"), item
+
+
+def test_a_file_of_generated_patients_is_still_synthetic(
+    ctx: ModelCardContext,
+) -> None:
+    """A synthetic cohort saved to a file carries the generator's true risk."""
+    markdown, _ = render_model_card(replace(ctx, data_source=SITE_FILE))
+    assert "Complete 2-year follow-up by construction" in markdown
+    assert "SYNTHETIC DATA" in markdown
 
 
 def test_characteristics_table_shows_both_sets(
