@@ -174,6 +174,9 @@ def model_card_context(
         gate_method=gate_description(model),
         selected_hyperparameters=model.metadata.get("hyperparameters"),
         characteristics=characteristics_table({"development": dev, "test": test}),
+        parameters=len(model.linear.terms)
+        if model.linear
+        else len(model.feature_names),
     )
 
 

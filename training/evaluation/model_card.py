@@ -100,6 +100,8 @@ class ModelCardContext:
         selected_hyperparameters: hyperparameters chosen by the search, if any.
         characteristics: the development and test sets side by side
             (:func:`.characteristics.characteristics_table`), if known.
+        parameters: candidate predictor parameters of the model (its linear
+            terms, or one per feature for trees); None counts the features.
     """
 
     model_name: str
@@ -122,6 +124,7 @@ class ModelCardContext:
     created: date = field(default_factory=date.today)
     selected_hyperparameters: dict[str, Any] | None = None
     characteristics: list[dict[str, Any]] | None = None
+    parameters: int | None = None
 
 
 # ── content ──────────────────────────────────────────────────────────────────
@@ -239,7 +242,7 @@ def sample_size_of(ctx: ModelCardContext) -> SampleSize | None:
     if ctx.n_development == 0 or not 0 < ctx.events_development < ctx.n_development:
         return None
     return riley_sample_size(
-        len(model_features()),
+        ctx.parameters or len(model_features()),
         ctx.events_development / ctx.n_development,
         c_statistic=ANTICIPATED_C_STATISTIC,
     )
@@ -250,11 +253,16 @@ def _sample_size_text(ctx: ModelCardContext) -> str:
     if size is None:
         return "Not computed: the development set has no events or no non-events."
     meets = "meets" if ctx.n_development >= size.minimum else "does NOT meet"
+    per_parameter = (
+        " (one per predictor: a lower bound for a tree ensemble)"
+        if ctx.model_family == "xgboost"
+        else " (the model's terms)"
+    )
     return (
         f"Riley et al.'s criteria for a binary outcome (pmsampsize conventions: "
         f"expected shrinkage ≥ 0.9, optimism in Nagelkerke R² ≤ 0.05, overall risk "
-        f"within ± 0.05) for {size.parameters} candidate predictor parameters (one "
-        f"per predictor: a lower bound for a tree ensemble), outcome proportion "
+        f"within ± 0.05) for {size.parameters} candidate predictor parameters"
+        f"{per_parameter}, outcome proportion "
         f"{fmt_pct(size.prevalence)} (development set) and a Cox–Snell R² of "
         f"{size.r2_cs:.3f} approximated from the C-statistic "
         f"{size.c_statistic:g} of RIFLE-LN (Riley, Van Calster & Collins 2021): "
@@ -427,7 +435,12 @@ def card_facts(ctx: ModelCardContext) -> dict[str, Any]:
         "auroc_high": summary.get("auroc_ci_high"),
         "cal_slope": summary.get("cal_slope"),
         "citl": summary.get("citl"),
-        "n_features": len(model_features()),
+        "predictor_choice": (
+            "RIFLE-LN's published predictors (male sex, age at SLE onset, anti-dsDNA "
+            "positivity)"
+            if ctx.model_family == "rifle_ln"
+            else f"All {len(model_features())} predictors of the PatientRecord schema"
+        ),
         "hcq_dev": _characteristic_share(ctx, "Hydroxychloroquine"),
         "is_dev": _characteristic_share(ctx, "Immunosuppressant"),
         **_data_texts(ctx, synthetic),
@@ -467,10 +480,17 @@ def _data_texts(ctx: ModelCardContext, synthetic: bool) -> dict[str, str]:
 
 def _predictor_handling(ctx: ModelCardContext) -> str:
     model_cfg = ctx.config.get("model") or {}
+    if ctx.model_family == "rifle_ln":
+        return (
+            "Three terms as RIFLE-LN defines them: male sex, age at SLE onset (age "
+            "minus disease duration) and anti-dsDNA positivity (a cut-off on the "
+            "titre); unpenalised."
+        )
     if ctx.model_family != "xgboost":
         return (
-            "Continuous predictors standardised for the penalised logistic model; "
-            "yes/no predictors and sex coded 1/0."
+            "Every predictor a linear term (log10 of the titres), standardised by "
+            "its development mean and scale, with a missing-indicator term where "
+            "1% or more of the development set is missing; sex coded male 1/0."
         )
     up = ", ".join(model_cfg.get("monotone_increasing") or []) or "none"
     down = ", ".join(model_cfg.get("monotone_decreasing") or []) or "none"

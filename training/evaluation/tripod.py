@@ -146,8 +146,8 @@ TRIPOD_ITEMS: tuple[TripodItem, ...] = (
     TripodItem(
         "9a",
         "Choice of predictors",
-        "{{ n_features }} predictors of the PatientRecord schema, chosen from the "
-        "literature before fitting; no data-driven selection (see Predictors).",
+        "{{ predictor_choice }}, chosen from the literature before fitting; no "
+        "data-driven selection (see Predictors).",
     ),
     TripodItem(
         "9b",

@@ -271,3 +271,17 @@ def test_a_trained_runs_card_answers_with_its_own_numbers(trained) -> None:
         "out-of-fold" in answers["15"]
         and "observed 2-year event rate" in (answers["15"])
     )
+
+
+def test_sample_size_counts_the_models_own_parameters(ctx: ModelCardContext) -> None:
+    """RIFLE-LN's three terms need far fewer patients than 41 features."""
+    rifle = replace(ctx, model_family="rifle_ln", parameters=3)
+    answer = checklist(render_model_card(rifle)[0])["10"]
+    expected = riley_sample_size(
+        3,
+        ctx.events_development / ctx.n_development,
+        c_statistic=ANTICIPATED_C_STATISTIC,
+    )
+    assert "for 3 candidate predictor parameters (the model's terms)" in answer
+    assert f"minimum {fmt_count(expected.minimum)} patients" in answer
+    assert expected.minimum < sample_size_of(ctx).minimum
