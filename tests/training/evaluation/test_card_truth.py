@@ -174,6 +174,9 @@ def test_follow_up_is_stated_from_the_data_source(ctx: ModelCardContext) -> None
     assert "by construction" not in site_md
     assert "no censoring" not in site_md
     assert "SYNTHETIC DATA" not in site_md
+    limitations = site_md.split("## Limitations", 1)[1].split("## ", 1)[0]
+    assert "synthetic" not in limitations.lower()
+    assert "synthetic" in synthetic_md.split("## Limitations", 1)[1].lower()
     assert "not recorded in the file" in site_html
     # The site's ethics, setting and assessors are not claimed: they are asked for.
     for item in ("6a", "8b", "8c", "9c", "17"):
