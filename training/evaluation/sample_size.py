@@ -128,7 +128,7 @@ def cox_snell_r2_from_c(c_statistic: float, prevalence: float) -> float:
 
 
 def _n_for_shrinkage(parameters: int, r2_cs: float, shrinkage: float) -> int:
-    """Patients for an expected shrinkage (Riley et al. 2019, eq. 11)."""
+    """Patients for an expected shrinkage: n = P / ((S − 1)·ln(1 − R²_CS / S))."""
     return math.ceil(
         parameters / ((shrinkage - 1.0) * math.log(1.0 - r2_cs / shrinkage))
     )

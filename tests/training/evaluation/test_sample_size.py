@@ -50,11 +50,11 @@ def test_pmsampsize_worked_values(
 
 
 def test_the_worked_example_meets_its_criteria() -> None:
-    """At the minimum, the expected shrinkage is at least 0.9 (Riley eq. 11 solved
-    for S) and the overall risk's 95 % CI half-width at most 0.05."""
+    """At the minimum, the expected shrinkage is at least 0.9 and the overall
+    risk's 95 % CI half-width at most 0.05."""
     result = riley_sample_size(24, 0.174, r2_cs=0.288)
     n, p, r2 = result.minimum, 24, 0.288
-    # S = R²/(R² + p/n · ...) has no closed form; invert eq. 11 numerically.
+    # n = p / ((S − 1)·ln(1 − R²/S)) has no closed form in S: bisect.
     lo, hi = r2 + 1e-9, 1.0 - 1e-12
     for _ in range(200):
         mid = (lo + hi) / 2
