@@ -376,8 +376,8 @@ def _interpretation(ctx: ModelCardContext, synthetic: bool) -> str:
     if oracle:
         text += (
             f"; the true risk reaches AUROC {fmt_num(oracle.get('auroc'))}, and the "
-            f"model's net benefit at the gate is {fmt_num(oracle.get('nb_ratio'))} "
-            "of the true risk's"
+            "ratio of the model's net benefit at the gate to the true risk's is "
+            f"{fmt_num(oracle.get('nb_ratio'))}"
         )
     text += (
         ". Fairness: results by sex and age band are under Subgroups; groups too "
