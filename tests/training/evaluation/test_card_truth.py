@@ -288,3 +288,35 @@ def test_sample_size_counts_the_models_own_parameters(ctx: ModelCardContext) -> 
     assert "for 3 candidate predictor parameters (the model's terms)" in answer
     assert f"minimum {fmt_count(expected.minimum)} patients" in answer
     assert expected.minimum < sample_size_of(ctx).minimum
+
+
+def test_a_small_gate_group_is_suppressed(ctx: ModelCardContext, data: dict) -> None:
+    test = data["test"]
+    y = test[OUTCOME_COLUMN].to_numpy(int)
+    p = test[TRUE_RISK_COLUMN].to_numpy(float)
+    pass_edge = float(np.sort(p)[-4])  # three patients above it
+    state = np.where(
+        p > pass_edge, "above", np.where(p <= 0.3, "below", "undetermined")
+    )
+    report = build_report(
+        y,
+        p,
+        sex=test["sex"].to_numpy(str),
+        age_years=test["age_years"].to_numpy(float),
+        gate={
+            "state": state,
+            "for_missing_data": np.zeros(len(y), dtype=bool),
+            "exclude_edge": 0.3,
+            "pass_edge": pass_edge,
+            "method": "edges by hand",
+        },
+        threshold=0.5,
+    )
+    markdown, _ = render_model_card(replace(ctx, report=report))
+    zone = markdown.split("## Gate and review zone", 1)[1].split("## ", 1)[0]
+    passed = next(
+        line for line in zone.splitlines() if line.startswith("| auto-passed")
+    )
+    assert passed.startswith("| auto-passed | <10 | <10 | suppressed")
+    excluded = int((state == "below").sum())
+    assert f"| auto-excluded | {fmt_count(excluded, len(y))} |" in zone
