@@ -71,11 +71,13 @@ def plausible_range(
     imputer: Imputer,
     X: np.ndarray,
     monotone: Mapping[str, int],
-) -> tuple[np.ndarray, np.ndarray, list[tuple[str, ...]]]:
-    """(low, high, missing predictors by influence) of records with missing values.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[str, ...]]]:
+    """(low, high, risk, missing predictors by influence) of records with missing
+    values.
 
-    The range holds the 10th–90th percentile of the risks of the record's plausible
-    completions and the risks of its two extreme completions: every missing
+    The range holds the record's own risk (missing predictors down the model's
+    default branches), the 10th–90th percentile of the risks of its plausible
+    completions, and the risks of its two extreme completions: every missing
     predictor at the most (and at the least) alarming of its plausible values. A
     predictor's direction is the one its plausible values push this record's risk
     (the sign of their covariance over the completions), or the model's own
@@ -106,12 +108,15 @@ def plausible_range(
     )
     worst = np.where(direction > 0, top, np.where(direction < 0, bottom, middle))
     best = np.where(direction > 0, bottom, np.where(direction < 0, top, middle))
-    high = np.maximum(high, score(worst))
-    low = np.minimum(low, score(best))
+    # one call for the record itself and its two extremes (few rows: the tree walk)
+    own = score(np.concatenate([X, worst, best]).astype(np.float32))
+    risk, worst_risk, best_risk = own[:n], own[n : 2 * n], own[2 * n :]
+    high = np.maximum.reduce([high, worst_risk, risk])
+    low = np.minimum.reduce([low, best_risk, risk])
     spread = centred.std(axis=1)  # |corr| × sd(risk) = |cov| / sd(predictor)
     with np.errstate(invalid="ignore", divide="ignore"):
         influence = np.where(spread > 0, np.abs(cov) / draws / spread, 0.0)
-    return low, high, _by_influence(influence, np.isnan(X), names)
+    return low, high, risk, _by_influence(influence, np.isnan(X), names)
 
 
 def _by_influence(
@@ -140,15 +145,19 @@ def gate_states(
 ) -> GateStates:
     """The gate of every row of ``X`` for a gate ``threshold`` on the risk."""
     X = np.asarray(X, dtype=np.float32)
-    risk = score(X)
+    risk = np.empty(len(X), dtype=np.float64)
     low, high = risk.copy(), risk.copy()
-    to_obtain: list[tuple[str, ...]] = [()] * len(risk)
-    incomplete = np.flatnonzero(np.isnan(X).any(axis=1))
+    to_obtain: list[tuple[str, ...]] = [()] * len(X)
+    incomplete = np.isnan(X).any(axis=1)
+    if not incomplete.all():
+        risk[~incomplete] = score(X[~incomplete])
+        low[~incomplete] = high[~incomplete] = risk[~incomplete]
+    incomplete = np.flatnonzero(incomplete)
     for start in range(0, len(incomplete), CHUNK):
         rows = incomplete[start : start + CHUNK]
-        lo, hi, ranked = plausible_range(score, imputer, X[rows], monotone)
-        low[rows] = np.minimum(lo, risk[rows])
-        high[rows] = np.maximum(hi, risk[rows])
+        low[rows], high[rows], risk[rows], ranked = plausible_range(
+            score, imputer, X[rows], monotone
+        )
         for i, names in zip(rows, ranked, strict=True):
             to_obtain[i] = names
     exclude_edge, pass_edge = zone.edges(threshold)

@@ -16,7 +16,8 @@ Everything is stored as JSON numbers: no pickle.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from functools import cached_property
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -49,6 +50,16 @@ class Equation:
     low: float = -np.inf
     high: float = np.inf
     integer: bool = False
+
+
+class _EquationArrays(NamedTuple):
+    weights: np.ndarray
+    offset: np.ndarray
+    sigma: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    kind: np.ndarray
+    integer: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -91,11 +102,41 @@ class Imputer:
         return out
 
     # --- completion ------------------------------------------------------------------
+    @cached_property
     def _noise(self) -> tuple[np.ndarray, np.ndarray]:
         """The fixed random numbers: normals and uniforms, (sweeps, features, draws)."""
         rng = np.random.default_rng(self.seed)
         shape = (self.sweeps, len(self.features), self.draws)
         return rng.standard_normal(shape), rng.random(shape)
+
+    @cached_property
+    def _arrays(self) -> _EquationArrays:
+        """The equations as arrays on the transformed (unstandardised) scale.
+
+        Column ``j`` of ``weights`` holds equation ``j``'s coefficients divided by
+        the other features' scales (0 for ``j`` itself), so that its linear
+        predictor is ``offset[j] + z @ weights[:, j]`` — the same as the
+        standardised form ``intercept + ((z − mean) / scale) @ coef``.
+        """
+        d = len(self.features)
+        means, scales = np.asarray(self.means), np.asarray(self.scales)
+        weights, offset = np.zeros((d, d)), np.zeros(d)
+        sigma, low, high = np.zeros(d), np.full(d, -np.inf), np.full(d, np.inf)
+        kind = np.zeros(d, dtype=np.int8)  # 0 none, 1 linear, 2 logistic
+        integer = np.zeros(d, dtype=bool)
+        by_feature = {e.feature: e for e in self.equations}
+        for j, name in enumerate(self.features):
+            eq = by_feature.get(name)
+            if eq is None:
+                continue
+            others = np.delete(np.arange(d), j)
+            w = np.asarray(eq.coef) / scales[others]
+            weights[others, j] = w
+            offset[j] = eq.intercept - w @ means[others]
+            sigma[j], low[j], high[j] = eq.sigma, eq.low, eq.high
+            kind[j] = 2 if eq.kind == "logistic" else 1
+            integer[j] = eq.integer
+        return _EquationArrays(weights, offset, sigma, low, high, kind, integer)
 
     def complete(self, X: np.ndarray) -> np.ndarray:
         """Plausible completions of each row of ``X`` (NaN = missing).
@@ -106,51 +147,36 @@ class Imputer:
         Returns:
             (n, draws, features): each record ``draws`` times, its missing
             predictors filled with plausible values given what it records (its
-            recorded values are kept as they are).
+            recorded values are kept exactly as they are).
         """
         X = np.asarray(X, dtype=np.float64)
-        d = X.shape[1]
         missing = np.isnan(X)
-        Z = self.transform(X)
-        means, scales = np.asarray(self.means), np.asarray(self.scales)
-        Z = np.where(missing, means, Z)
+        eqs = self._arrays
+        Z = np.where(missing, np.asarray(self.means), self.transform(X))
         Z = np.repeat(Z[:, None, :], self.draws, axis=1)  # (n, draws, d)
-        normals, uniforms = self._noise()
-        by_feature = {e.feature: e for e in self.equations}
-        order = [j for j in range(d) if missing[:, j].any()]
+        normals, uniforms = self._noise
+        order = [j for j in np.flatnonzero(missing.any(axis=0)) if eqs.kind[j]]
         for sweep in range(self.sweeps):
             for j in order:
-                eq = by_feature.get(self.features[j])
-                if eq is None:
-                    continue
                 rows = missing[:, j]
-                others = np.delete(np.arange(d), j)
-                standard = (Z[rows][:, :, others] - means[others]) / scales[others]
-                linear = eq.intercept + standard @ np.asarray(eq.coef)
-                Z[rows, :, j] = self._draw(eq, linear, sweep, j, normals, uniforms)
+                every = bool(rows.all())
+                current = Z if every else Z[rows]
+                linear = eqs.offset[j] + current @ eqs.weights[:, j]
+                if eqs.kind[j] == 2:
+                    drawn = (uniforms[sweep, j] < expit(linear)).astype(np.float64)
+                else:
+                    noisy = linear + eqs.sigma[j] * normals[sweep, j]
+                    drawn = np.clip(noisy, eqs.low[j], eqs.high[j])
+                if every:
+                    Z[:, :, j] = drawn
+                else:
+                    Z[rows, :, j] = drawn
         out = self.untransform(Z)
-        counts = [
-            j
-            for j, name in enumerate(self.features)
-            if name in by_feature and by_feature[name].integer
-        ]
+        counts = np.flatnonzero(eqs.integer)
         out[..., counts] = np.round(out[..., counts])
+        # the scale round trip may move a recorded value by an ulp: keep them as given
+        out = np.where(missing[:, None, :], out, X[:, None, :])
         return out
-
-    @staticmethod
-    def _draw(
-        eq: Equation,
-        linear: np.ndarray,
-        sweep: int,
-        j: int,
-        normals: np.ndarray,
-        uniforms: np.ndarray,
-    ) -> np.ndarray:
-        """Values of predictor ``j`` drawn from its equation (rows, draws)."""
-        if eq.kind == "logistic":
-            return (uniforms[sweep, j] < expit(linear)).astype(np.float64)
-        drawn = linear + eq.sigma * normals[sweep, j]
-        return np.clip(drawn, eq.low, eq.high)
 
     # --- persistence -----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

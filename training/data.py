@@ -29,6 +29,12 @@ from eligibility.population import group_verdicts
 if TYPE_CHECKING:
     from training.config import TrainingConfig
 
+#: The steps of a population's attrition (besides one row per criterion route).
+STEP_COHORT = "cohort"
+STEP_LEFT_OUT = "left out (any route)"
+STEP_NOT_RULED_OUT = "kept, not ruled out (data missing)"
+STEP_POPULATION = "development population"
+
 SourceReader = Callable[[str], pd.DataFrame]
 """Rebuilds the cohort a data source describes (e.g. ``synthetic://…``)."""
 
@@ -127,7 +133,7 @@ def development_population(
         events = int(table[OUTCOME_COLUMN].sum()) if OUTCOME_COLUMN in table else None
         return {"step": step, "patients": len(table), "events": events}
 
-    attrition = [row("cohort", cohort)]
+    attrition = [row(STEP_COHORT, cohort)]
     left_out = np.zeros(len(cohort), dtype=bool)
     not_ruled_out = np.zeros(len(cohort), dtype=bool)
     for group in groups:
@@ -137,12 +143,10 @@ def development_population(
             attrition.append(row(f"{group}: {criterion.id}", met))
         left_out |= verdicts["met"].to_numpy(dtype=bool)
         not_ruled_out |= verdicts["unknown"].to_numpy(dtype=bool)
-    attrition.append(row("left out (any route)", left_out))
-    attrition.append(
-        row("kept, not ruled out (data missing)", ~left_out & not_ruled_out)
-    )
+    attrition.append(row(STEP_LEFT_OUT, left_out))
+    attrition.append(row(STEP_NOT_RULED_OUT, ~left_out & not_ruled_out))
     kept = cohort[~left_out].reset_index(drop=True)
-    attrition.append(row("development population", kept))
+    attrition.append(row(STEP_POPULATION, kept))
     return kept, attrition
 
 

@@ -20,6 +20,10 @@ from data_schema import OUTCOME_COLUMN, frame_to_features
 from riskmodel import LNRiskModel
 from training.config import TrainingConfig
 from training.data import (
+    STEP_COHORT,
+    STEP_LEFT_OUT,
+    STEP_NOT_RULED_OUT,
+    STEP_POPULATION,
     PopulationDefinition,
     config_population,
     load_outcome_cohort,
@@ -112,10 +116,10 @@ def population_metrics(attrition: list[dict[str, Any]]) -> dict[str, float]:
     """Cohort, left out and kept: the fixed metric names of every training run."""
     by_step = {row["step"]: row["patients"] for row in attrition}
     return {
-        "population_cohort": by_step["cohort"],
-        "population_left_out": by_step["left out (any route)"],
-        "population_not_ruled_out": by_step["kept, not ruled out (data missing)"],
-        "population_development": by_step["development population"],
+        "population_cohort": by_step[STEP_COHORT],
+        "population_left_out": by_step[STEP_LEFT_OUT],
+        "population_not_ruled_out": by_step[STEP_NOT_RULED_OUT],
+        "population_development": by_step[STEP_POPULATION],
     }
 
 

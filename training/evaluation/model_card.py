@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from data_schema import SMALL_CELL, feature_description, field_specs, model_features
+from training.data import STEP_COHORT, STEP_NOT_RULED_OUT
 from training.evaluation.render import (
     NONE_TEXT,
     Figure,
@@ -304,9 +305,9 @@ def _eligibility_text(ctx: ModelCardContext) -> str:
     if not steps:
         return "Every patient of the cohort (no population filter recorded)."
     routes = [
-        step.split(": ", 1)[1] for step in steps if ": " in step and step != "cohort"
+        step.split(": ", 1)[1] for step in steps if ": " in step and step != STEP_COHORT
     ]
-    kept_unknown = steps.get("kept, not ruled out (data missing)", {}).get("patients")
+    kept_unknown = steps.get(STEP_NOT_RULED_OUT, {}).get("patients")
     return (
         "The cohort's SLE patients without prior kidney involvement at baseline: a "
         "patient meeting any route of the criteria file's definition, shared with "

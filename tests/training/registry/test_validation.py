@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from data_schema import frame_to_features
+from data_schema import frame_to_features, validate_cohort
 from synthetic.generator import generate_cohort
+from training.data import config_population, split_by_patient
 from training.evaluation.metrics import (
     calibration_in_the_large,
     calibration_slope,
@@ -84,6 +86,13 @@ def test_a_recalibrated_challenger_can_face_the_gate(
     assert result.alias == "challenger"
     decision = promote(small_config, dry_run=True)  # rebuilds the held-back half
     assert decision.challenger_version == result.new_version
-    assert decision.n_patients == 4000
+    # the held-back half of the file's development population (kidney-free)
+    cohort = pd.read_parquet(shifted)
+    kept, _ = config_population(small_config).apply(
+        validate_cohort(cohort), small_config.trial_criteria
+    )
+    _, held_back = split_by_patient(kept, 0.5, small_config.seed)
+    assert len(kept) < len(cohort)
+    assert decision.n_patients == len(held_back)
     champion = MlflowClient().get_model_version_by_alias("ln-risk", "champion")
     assert str(champion.version) == decision.champion_version  # dry run moved nothing
