@@ -1,0 +1,244 @@
+"""One patient's FHIR R4 resources → a PatientRecord's fields, with provenance.
+
+:func:`read_patient` validates each resource with the ``fhir.resources`` R4B models,
+flattens the valid ones exactly as a bulk export is flattened, and applies the
+mapping's rules (:func:`data_schema.fhir.select.select`) to them: a bundle and a
+registry export are read by one definition. :func:`risk_assessment` writes the
+model's answer as a FHIR R4 ``RiskAssessment``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from data_schema.fhir.flatten import READ_TYPES, flatten_ndjson
+from data_schema.fhir.mapping import FhirMapping, load_mapping
+from data_schema.fhir.select import select
+from data_schema.fields import field_specs
+
+UCUM = "http://unitsofmeasure.org"
+SNOMED = "http://snomed.info/sct"
+#: The outcome the model predicts: new-onset lupus nephritis (SNOMED CT 68815009).
+LN_OUTCOME = {
+    "coding": [
+        {
+            "system": SNOMED,
+            "code": "68815009",
+            "display": "Systemic lupus erythematosus glomerulonephritis syndrome",
+        }
+    ],
+    "text": "New-onset lupus nephritis",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A resource (or part of one) that was not used, and why."""
+
+    resource: str  # "Observation/abc", or "entry 3" when it has no type / id
+    why: str
+    field: str | None = None  # the record field it was read for, if any
+
+    def as_dict(self) -> dict[str, str | None]:
+        return asdict(self)
+
+
+@dataclass
+class FhirReading:
+    """What one patient's resources say, as record fields."""
+
+    record: dict[str, Any]  # PatientRecord fields (absent = not recorded)
+    problems: list[Problem] = field(default_factory=list)
+    provenance: dict[str, str] = field(default_factory=dict)  # field -> resource
+
+    @property
+    def basis(self) -> list[str]:
+        """The resources the record's values came from, each once, sorted."""
+        return sorted(set(self.provenance.values()))
+
+
+def _name(resource: Any, i: int) -> str:
+    if not isinstance(resource, dict):
+        return f"entry {i}"
+    rtype, rid = resource.get("resourceType"), resource.get("id")
+    if isinstance(rtype, str) and isinstance(rid, str):
+        return f"{rtype}/{rid}"
+    return f"{rtype} (entry {i})" if isinstance(rtype, str) else f"entry {i}"
+
+
+def _validation_error(resource: dict) -> str | None:
+    """Why a resource fails the FHIR R4B model of its type (None if it passes)."""
+    from fhir.resources.R4B import get_fhir_model_class  # ~0.5 s first import
+    from pydantic import ValidationError
+
+    try:
+        model = get_fhir_model_class(resource["resourceType"])
+    except (KeyError, ValueError):
+        return f"unknown resourceType {resource.get('resourceType')!r}"
+    try:
+        model.model_validate(resource)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "resource"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        return f"fails FHIR R4B validation: {where}: {first['msg']}{more}"
+    return None
+
+
+def _sort(resources, validate: bool) -> tuple[dict[str, list[dict]], list[Problem]]:
+    """Valid resources by type; a problem for each one that is not read."""
+    by_type: dict[str, list[dict]] = {}
+    problems: list[Problem] = []
+    for i, r in enumerate(resources):
+        name = _name(r, i)
+        if not isinstance(r, dict) or not isinstance(r.get("resourceType"), str):
+            problems.append(Problem(name, "not a FHIR resource (no resourceType)"))
+            continue
+        if r["resourceType"] not in READ_TYPES:
+            problems.append(Problem(name, f"{r['resourceType']} is not read"))
+            continue
+        why = _validation_error(r) if validate else None
+        if why:
+            problems.append(Problem(name, why))
+        else:
+            by_type.setdefault(r["resourceType"], []).append(r)
+    return by_type, problems
+
+
+def _plain(value: Any, kind: str) -> Any:
+    if kind == "date":
+        return pd.Timestamp(value).date()
+    if kind == "float":
+        return float(value)
+    if kind == "int":
+        return int(value)
+    if kind == "bool":
+        return bool(value)
+    return str(value)
+
+
+def read_patient(
+    resources: Iterable[dict],
+    screening_date: date,
+    *,
+    validate: bool = True,
+    mapping: FhirMapping | None = None,
+) -> FhirReading:
+    """Read one patient's FHIR R4 resources into PatientRecord fields.
+
+    Args:
+        resources: the patient's resources (a Bundle's ``entry[].resource``, a CDS
+            Hooks prefetch); exactly one should be the Patient.
+        screening_date: day 0 of every look-back window.
+        validate: check each resource against the FHIR R4B models first (a resource
+            that fails is reported and not used).
+        mapping: the mapping (default: ``mapping.yaml``).
+
+    Returns:
+        The record's fields (those FHIR carries and the resources hold), a problem
+        per resource or value not used, and the resource behind each field.
+    """
+    m = mapping or load_mapping()
+    by_type, problems = _sort(list(resources), validate)
+    found = by_type.get("Patient", [])
+    if len(found) != 1:
+        why = "no Patient resource" if not found else "more than one Patient resource"
+        problems.append(Problem("Patient", f"{why}: one patient per call"))
+        if not found:
+            return FhirReading({}, problems)
+    pid = found[0].get("id") or "patient"
+    flats = [
+        flatten_ndjson("\n".join(json.dumps(r) for r in rs).encode() + b"\n", rtype, m)
+        for rtype, rs in by_type.items()
+    ]
+    facts = pd.concat([f.facts for f in flats], ignore_index=True)
+    facts["pid"] = pid  # one patient: references may be urn:uuid, relative or absent
+    patients = pd.concat([f.patients for f in flats], ignore_index=True).iloc[:1]
+    patients["pid"] = pid
+    chosen = select(facts, patients, screening_date, m)
+    for f in flats:
+        problems += [Problem(where, why, fld) for _, where, fld, why in f.problems]
+    problems += [
+        Problem(p.resource, p.why, None if pd.isna(p.field) else p.field)
+        for p in chosen.problems.itertuples(index=False)
+    ]
+    specs = field_specs()
+    row = chosen.values.iloc[0]
+    refs = chosen.provenance.iloc[0]
+    record = {k: _plain(v, specs[k].kind) for k, v in row.items() if not _missing(v)}
+    provenance = {k: str(refs[k]) for k in record if not _missing(refs[k])}
+    return FhirReading(record, problems, provenance)
+
+
+def _missing(v: Any) -> bool:
+    return (
+        v is None
+        or (isinstance(v, float | np.floating) and np.isnan(v))
+        or (v is pd.NaT)
+    )
+
+
+def risk_assessment(
+    risk: float,
+    *,
+    patient_id: str,
+    basis: Iterable[str],
+    model_name: str,
+    model_version: str,
+    occurrence: date,
+    rationale: str | None = None,
+) -> dict[str, Any]:
+    """The model's 2-year risk as a FHIR R4 ``RiskAssessment`` (validated).
+
+    Args:
+        risk: the 2-year probability of new-onset lupus nephritis (0–1).
+        patient_id: the Patient's id (``subject`` is ``Patient/<id>``).
+        basis: the resources the inputs came from (``Observation/abc``, ...).
+        model_name: the registered model's name.
+        model_version: its version.
+        occurrence: the screening date the risk was computed for.
+        rationale: a sentence on how to read the risk (e.g. the gate).
+
+    Raises:
+        ValueError: a risk outside [0, 1] or a resource the R4B model rejects.
+    """
+    from fhir.resources.R4B.riskassessment import RiskAssessment
+
+    if not 0.0 <= risk <= 1.0:
+        raise ValueError(f"risk must be a probability in [0, 1], got {risk}")
+    years = {"unit": "a", "system": UCUM, "code": "a"}
+    prediction: dict[str, Any] = {
+        "outcome": LN_OUTCOME,
+        "probabilityDecimal": round(float(risk), 6),
+        "whenRange": {"low": {"value": 0, **years}, "high": {"value": 2, **years}},
+    }
+    if rationale:
+        prediction["rationale"] = rationale
+    resource = {
+        "resourceType": "RiskAssessment",
+        "status": "final",
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "occurrenceDateTime": occurrence.isoformat(),
+        "method": {
+            "coding": [
+                {
+                    "system": "urn:lnrisk:model",
+                    "code": model_name,
+                    "version": model_version,
+                }
+            ],
+            "text": f"{model_name} version {model_version}",
+        },
+        "basis": [{"reference": ref} for ref in basis],
+        "prediction": [prediction],
+        "note": [{"text": "Research screening support, not a diagnostic device."}],
+    }
+    RiskAssessment.model_validate(resource)
+    return resource

@@ -1,0 +1,496 @@
+"""The time rules of the mapping, column-wise: flattened resources → record columns.
+
+One implementation for one patient and for a registry: :func:`select` takes the
+facts of any number of patients (:mod:`data_schema.fhir.flatten`) and returns one
+row per patient, the resource each value came from, and a problem for every
+resource that could not be used (unknown unit, unmapped code, bad status, a value
+out of range, conflicting results on one day). Nothing becomes a value silently: a
+resource that is not used is either outside a rule's window (by design) or reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from data_schema.fhir.mapping import FhirMapping, FieldRule
+from data_schema.fields import FieldSpec, field_specs
+
+DAYS_PER_YEAR = 365.25
+PROBLEM_COLUMNS = ("pid", "resource", "field", "why")
+_EXPOSURE_TYPES = ("MedicationAdministration", "MedicationStatement", "Immunization")
+
+
+@dataclass
+class Selected:
+    """Record columns for every patient, where each value came from, and why some
+    resources were not used."""
+
+    values: pd.DataFrame  # index pid; one object column per carried field
+    provenance: pd.DataFrame  # index pid; the resource (``Observation/abc``) per value
+    problems: pd.DataFrame  # PROBLEM_COLUMNS
+
+
+class _Out:
+    """Collects per-field values, sources and problems."""
+
+    def __init__(self, pids: pd.Index) -> None:
+        self.pids = pids
+        self.values: dict[str, pd.Series] = {}
+        self.refs: dict[str, pd.Series] = {}
+        self.problems: list[pd.DataFrame] = []
+
+    def put(self, field: str, values: pd.Series, refs: pd.Series | None) -> None:
+        self.values[field] = values
+        if refs is not None:
+            self.refs[field] = refs
+
+    def report(self, rows: pd.DataFrame, field: str | None, why: pd.Series | str):
+        if len(rows):
+            why = why if isinstance(why, pd.Series) else pd.Series(why, rows.index)
+            self.problems.append(
+                pd.DataFrame(
+                    {
+                        "pid": rows["pid"].to_numpy(),
+                        "resource": rows["ref"].to_numpy(),
+                        "field": field,
+                        "why": why.to_numpy(),
+                    }
+                )
+            )
+
+
+def _text(s: pd.Series) -> pd.Series:
+    return s.astype(object).where(s.notna(), "none").astype(str)
+
+
+def _iso(day: pd.Series) -> pd.Series:
+    return pd.Series(np.datetime_as_string(day.to_numpy("M8[D]")), day.index)
+
+
+# --- observations ---
+def _pick_latest(d: pd.DataFrame, out: _Out, field: str, describe) -> pd.Series:
+    """The value of each patient's most recent day; disagreeing values on that day
+    are a conflict (reported, left unknown)."""
+    if d.empty:
+        out.put(field, pd.Series(dtype=object), pd.Series(dtype=object))
+        return pd.Series(dtype=object)
+    last = d.groupby("pid")["day"].transform("max")
+    c = d[d["day"] == last]
+    g = c.groupby("pid", sort=False)["v"]
+    lo, hi = g.min(), g.max()
+    conflict = (hi - lo).abs() > 1e-9 * hi.abs().clip(lower=1e-12)
+    bad = c[c["pid"].isin(conflict.index[conflict])]
+    out.report(
+        bad,
+        field,
+        "conflicting results on " + _iso(bad["day"]) + ": " + describe(bad),
+    )
+    first = c.drop_duplicates("pid").set_index("pid")
+    keep = ~conflict.reindex(first.index).to_numpy()
+    out.put(field, first["v"][keep].astype(object), first["ref"][keep])
+    return first["v"][keep]
+
+
+def _window(d: pd.DataFrame, rule: FieldRule, sd: np.datetime64) -> pd.Series:
+    ok = d["day"] <= sd
+    if rule.lookback_days is not None:
+        ok &= d["day"] >= sd - np.timedelta64(int(rule.lookback_days), "D")
+    return ok
+
+
+def _observations(g: pd.DataFrame, m: FhirMapping, out: _Out, field: str):
+    g = g[g["rtype"] == "Observation"]
+    used = g["status"].isin(m.statuses["Observation"]["use"])
+    out.report(g[~used], field, "status " + _text(g["status"][~used]) + ": not used")
+    g = g[used]
+    undated = g["day"].isna()
+    out.report(g[undated], field, "no effective date: not used")
+    return g[~undated]
+
+
+def _latest(g, rule: FieldRule, spec: FieldSpec, sd, m, out: _Out) -> None:
+    g = _observations(g, m, out, rule.field)
+    high = rule.value == "reference_high"
+    value = g["high"] if high else g["num"]
+    unit = g["high_unit"] if high else g["unit"]
+    if not high:
+        none = value.isna()
+        out.report(g[none], rule.field, "no valueQuantity: not used")
+    g, value, unit = g[value.notna()], value[value.notna()], unit[value.notna()]
+    factor = unit.map(rule.units)
+    unknown = factor.isna()
+    accepted = ", ".join(rule.units)
+    out.report(
+        g[unknown],
+        rule.field,
+        "unit " + _text(unit[unknown]) + f" not accepted (accepted: {accepted})",
+    )
+    v = value * factor
+    outside = (v < spec.ge) | (v > spec.le)
+    if spec.kind == "int":
+        outside |= (v - v.round()).abs() > 1e-9
+    out.report(
+        g[outside & ~unknown],
+        rule.field,
+        v[outside & ~unknown].map(lambda x: f"{x:g}")
+        + f" {spec.unit} is not a valid value ({spec.ge:g}–{spec.le:g})",
+    )
+    d = g.assign(v=v)[~unknown & ~outside & _window(g, rule, sd)]
+    if spec.kind == "int":
+        d = d.assign(v=d["v"].round())
+
+    def describe(rows):
+        return rows["ref"] + " " + rows["v"].map(lambda x: f"{x:g}") + f" {spec.unit}"
+
+    _pick_latest(d, out, rule.field, describe)
+
+
+def _finding(g, rule: FieldRule, sd, m, out: _Out) -> None:
+    g = _observations(g, m, out, rule.field)
+    none = g["result"].isna()
+    out.report(g[none], rule.field, "no positive / negative result: not used")
+    g = g[~none]
+    if rule.rule == "ever_positive":
+        past = g[g["day"] <= sd]
+        pos = past[past["result"] == 1.0]
+        neg = past[~past["pid"].isin(pos["pid"])]
+        d = pd.concat([pos, neg]).assign(v=lambda x: x["result"])
+    else:
+        d = g[_window(g, rule, sd)].assign(v=lambda x: x["result"])
+
+    def describe(rows):
+        return rows["ref"] + rows["v"].map({1.0: " positive", 0.0: " negative"})
+
+    v = _pick_latest(d, out, rule.field, describe)
+    out.values[rule.field] = (v == 1.0).astype(object)
+
+
+# --- conditions ---
+def _conditions(g: pd.DataFrame, m: FhirMapping, out: _Out, field: str, sd):
+    """(positive rows, negative rows) of Conditions, onset not after the screening."""
+    g = g[(g["rtype"] == "Condition") & ~(g["day"] > sd)]
+    sets = m.statuses["Condition"]
+    status = g["status"].astype(object).where(g["status"].notna(), None)
+    pos = status.isin([s for s in sets["positive"] if s]) | (
+        status.isna() & (None in sets["positive"])
+    )
+    neg = status.isin(sets["negative"])
+    other = ~pos & ~neg
+    out.report(
+        g[other],
+        field,
+        "verificationStatus " + _text(g["status"][other]) + ": not used",
+    )
+    return g[pos], g[neg]
+
+
+def _by_pid(rows: pd.DataFrame, column: str, how: str) -> tuple[pd.Series, pd.Series]:
+    """Per patient: the min / max of a column and the resource it came from."""
+    rows = rows[rows[column].notna()]
+    if rows.empty:
+        return pd.Series(dtype=object), pd.Series(dtype=object)
+    idx = getattr(rows.groupby("pid")[column], f"idx{how}")()
+    picked = rows.loc[idx.to_numpy()].set_index("pid")
+    return picked[column], picked["ref"]
+
+
+def _condition_rule(g, rule: FieldRule, sd, m, out: _Out) -> None:
+    pos, neg = _conditions(g, m, out, rule.field, sd)
+    f = rule.field
+    if rule.rule == "condition_ever":
+        first = pos.drop_duplicates("pid").set_index("pid")["ref"]
+        only_neg = neg[~neg["pid"].isin(pos["pid"])].drop_duplicates("pid")
+        only_neg = only_neg.set_index("pid")["ref"]
+        values = pd.concat(
+            [pd.Series(True, first.index), pd.Series(False, only_neg.index)]
+        )
+        out.put(f, values.astype(object), pd.concat([first, only_neg]))
+    elif rule.rule in ("condition_first", "condition_years"):
+        undated = pos[
+            pos["day"].isna() & ~pos["pid"].isin(pos["pid"][pos["day"].notna()])
+        ]
+        out.report(undated, f, "no onset date")
+        day, ref = _by_pid(pos, "day", "min")
+        if rule.rule == "condition_years":
+            years = (sd - day.to_numpy("M8[D]")).astype(np.float64) / DAYS_PER_YEAR
+            out.put(f, pd.Series(years, day.index, dtype=object), ref)
+        else:
+            out.put(f, day.astype(object), ref)
+    elif rule.rule == "condition_source":
+        ev = pos["evidence"].fillna("")
+        source = pd.Series(rule.otherwise, pos.index, dtype=object)
+        for category, concept in rule.sources.items():
+            source[ev.str.contains(concept, regex=False)] = category
+        # a biopsy anywhere beats a coded diagnosis: sort so that it comes first
+        order = (source != rule.otherwise).astype(int)
+        picked = pos.assign(v=source, o=order).sort_values("o", ascending=False)
+        picked = picked.drop_duplicates("pid").set_index("pid")
+        out.put(f, picked["v"], picked["ref"])
+    else:  # condition_evidence
+        ev = pos["evidence"].fillna("").str.contains(rule.evidence, regex=False)
+        yes = pos[ev].drop_duplicates("pid").set_index("pid")["ref"]
+        no = neg[~neg["pid"].isin(pos["pid"])].drop_duplicates("pid")
+        no = no.set_index("pid")["ref"]
+        values = pd.concat([pd.Series(True, yes.index), pd.Series(False, no.index)])
+        out.put(f, values.astype(object), pd.concat([yes, no]))
+
+
+# --- medications ---
+def _statements(g: pd.DataFrame, m: FhirMapping, out: _Out, field: str, sd):
+    """(active on the screening date, recorded as not current) MedicationStatements."""
+    g = g[g["rtype"] == "MedicationStatement"]
+    sets = m.statuses["MedicationStatement"]
+    started = ~(g["day"] > sd)
+    ongoing = ~(g["end"] < sd)
+    active = g["status"].isin(sets["active"]) & started & ongoing
+    past = (g["status"].isin(sets["taken"]) & ~active) | g["status"].isin(
+        sets["negative"]
+    )
+    other = ~active & ~past
+    out.report(g[other], field, "status " + _text(g["status"][other]) + ": not used")
+    return g[active], g[past]
+
+
+def _current_rule(g, rule: FieldRule, sd, m, out: _Out) -> None:
+    f = rule.field
+    active, past = _statements(g, m, out, f, sd)
+    not_current = past[~past["pid"].isin(active["pid"])].drop_duplicates("pid")
+    not_current = not_current.set_index("pid")["ref"]
+    if rule.rule == "current":
+        on = active.drop_duplicates("pid").set_index("pid")["ref"]
+        values = pd.concat(
+            [pd.Series(True, on.index), pd.Series(False, not_current.index)]
+        )
+        out.put(f, values.astype(object), pd.concat([on, not_current]))
+        return
+    if rule.rule == "current_since":
+        day, ref = _by_pid(active, "day", "max")
+        out.put(f, day.astype(object), ref)
+        return
+    if rule.rule == "current_agent":
+        d = active.assign(v=active["concept"].map(lambda c: rule.concepts.index(c)))
+    else:  # current_dose
+        factor = active["unit"].map(rule.units)
+        dose = active["num"] * factor
+        unknown = active["num"].isna() | factor.isna()
+        why = np.where(
+            active["num"].isna(),
+            "no daily dose (doseQuantity with timing)",
+            "dose unit " + _text(active["unit"]) + " not accepted",
+        )
+        out.report(active[unknown], f, pd.Series(why, active.index)[unknown])
+        d = active.assign(v=dose)[~unknown]
+    d = d.assign(day=np.datetime64(sd, "D"))
+
+    def describe(rows):
+        return rows["ref"] + " " + rows["concept"]
+
+    v = _pick_latest(d, out, f, describe)
+    if rule.rule == "current_agent":
+        out.values[f] = v.map(lambda k: rule.concepts[int(k)]).astype(object)
+    else:
+        zero = pd.Series(0.0, not_current.index, dtype=object)
+        out.put(
+            f,
+            pd.concat([v.astype(object), zero]),
+            pd.concat([out.refs[f], not_current]),
+        )
+
+
+def _regimen_since(rule: FieldRule, out: _Out) -> None:
+    parts = [out.values[f] for f in rule.fields if f in out.values]
+    refs = [out.refs[f] for f in rule.fields if f in out.refs]
+    if not parts or all(p.empty for p in parts):
+        out.put(rule.field, pd.Series(dtype=object), pd.Series(dtype=object))
+        return
+    table = pd.concat(parts, axis=1).apply(pd.to_datetime)
+    latest = table.max(axis=1)
+    which = table.fillna(pd.Timestamp.min).to_numpy().argmax(axis=1)
+    src = pd.concat(refs, axis=1).reindex(table.index).to_numpy()
+    out.put(
+        rule.field,
+        latest.astype(object),
+        pd.Series(src[np.arange(len(which)), which], table.index),
+    )
+
+
+# --- exposures ---
+def _exposure_rule(g, rule: FieldRule, sd, m, out: _Out) -> None:
+    f = rule.field
+    g = g[g["rtype"].isin(_EXPOSURE_TYPES)]
+    taken = pd.Series(False, g.index)
+    negative = pd.Series(False, g.index)
+    for rtype in _EXPOSURE_TYPES:
+        sets = m.statuses[rtype]
+        mine = g["rtype"] == rtype
+        taken |= mine & g["status"].isin(sets["taken"])
+        negative |= mine & g["status"].isin(sets["negative"])
+    other = ~taken & ~negative
+    out.report(g[other], f, "status " + _text(g["status"][other]) + ": not used")
+    for name in rule.concepts:
+        route = m.concepts[name].route
+        if route is None:
+            continue
+        mine = g["concept"] == name
+        unrouted = mine & taken & g["route"].isna()
+        out.report(g[unrouted], f, f"route not recorded ({route.display} needed)")
+        taken &= ~mine | (g["route"] == route.key)
+    when = g["end"].where(g["end"].notna(), g["day"]).clip(upper=sd)
+    given = g.assign(v=when)[taken & (g["day"] <= sd)]
+    undated = g[taken & g["day"].isna()]
+    out.report(undated, f, "no date: not used")
+    neg = g[negative & ~g["pid"].isin(given["pid"])].drop_duplicates("pid")
+    neg = neg.set_index("pid")["ref"]
+    if rule.rule == "ever":
+        yes = given.drop_duplicates("pid").set_index("pid")["ref"]
+        values = pd.concat([pd.Series(True, yes.index), pd.Series(False, neg.index)])
+        out.put(f, values.astype(object), pd.concat([yes, neg]))
+        return
+    last = given.assign(day=given["v"])
+    if rule.rule == "last_date":
+        day, ref = _by_pid(last, "day", "max")
+        out.put(f, day.astype(object), ref)
+        return
+    d = last.assign(v=last["concept"].map(lambda c: rule.concepts.index(c)))
+    v = _pick_latest(d, out, f, lambda rows: rows["ref"] + " " + rows["concept"])
+    agent = v.map(lambda k: rule.concepts[int(k)])
+    if rule.rule == "last_agent_half_life":
+        agent = agent.map(lambda c: m.concepts[c].half_life_days)
+    out.values[f] = agent.astype(object)
+
+
+# --- patients and the whole selection ---
+_GENDERS = {"female": "female", "male": "male"}
+
+
+def _patient_fields(patients: pd.DataFrame, sd, out: _Out) -> None:
+    p = patients.drop_duplicates("pid").set_index("pid")
+    sex = p["gender"].map(_GENDERS)
+    out.report(
+        p[sex.isna()].reset_index(),
+        "sex",
+        "Patient.gender "
+        + _text(p["gender"][sex.isna()])
+        + ": sex needs female or male",
+    )
+    born = p["birth"].to_numpy("M8[D]")
+    age = (sd - born).astype(np.float64) / DAYS_PER_YEAR
+    out.put("patient_id", pd.Series(p.index, p.index, dtype=object), p["ref"])
+    out.put("sex", sex[sex.notna()].astype(object), p["ref"])
+    has = ~np.isnat(born)
+    out.put("date_of_birth", p["birth"][has].astype(object), p["ref"])
+    out.put("age_years", pd.Series(age[has], p.index[has], dtype=object), p["ref"])
+
+
+_RULE_FAMILY = {
+    "latest": "latest",
+    "latest_finding": "finding",
+    "ever_positive": "finding",
+    "condition_ever": "condition",
+    "condition_first": "condition",
+    "condition_years": "condition",
+    "condition_source": "condition",
+    "condition_evidence": "condition",
+    "current": "current",
+    "current_dose": "current",
+    "current_since": "current",
+    "current_agent": "current",
+    "ever": "exposure",
+    "last_date": "exposure",
+    "last_agent": "exposure",
+    "last_agent_half_life": "exposure",
+}
+
+
+def _unmapped(facts: pd.DataFrame, m: FhirMapping, out: _Out) -> pd.DataFrame:
+    """Report resources whose codes the mapping does not know, or that carry a
+    concept in a resource type it is not read from; return the rest."""
+    none = facts["concept"].isna()
+    out.report(
+        facts[none],
+        None,
+        "code " + _text(facts["code"][none]) + " is not in the mapping",
+    )
+    facts = facts[~none]
+    allowed = facts["concept"].map(lambda c: m.concepts[c].resources)
+    fits = [r in a for r, a in zip(facts["rtype"], allowed, strict=True)]
+    wrong = ~np.asarray(fits, dtype=bool)
+    out.report(
+        facts[wrong],
+        None,
+        facts["concept"][wrong] + " is not read from a " + facts["rtype"][wrong],
+    )
+    return facts[~wrong]
+
+
+def select(
+    facts: pd.DataFrame, patients: pd.DataFrame, screening_date: date, m: FhirMapping
+) -> Selected:
+    """Apply every rule of the mapping to the facts of any number of patients.
+
+    Args:
+        facts: flattened resources (:data:`~data_schema.fhir.flatten.FACT_COLUMNS`).
+        patients: flattened Patient resources (``pid``, ``ref``, ``gender``,
+            ``birth``); one row per patient, in the order of the answer.
+        screening_date: day 0 of every look-back window.
+        m: the mapping.
+    """
+    sd = np.datetime64(screening_date, "D")
+    pids = pd.Index(patients["pid"].drop_duplicates(), name="pid")
+    out = _Out(pids)
+    _patient_fields(patients, sd, out)
+    orphans = facts[~facts["pid"].isin(pids)]
+    out.report(orphans, None, "no Patient resource for this subject")
+    facts = _unmapped(facts[facts["pid"].isin(pids)], m, out)
+    by_concept = dict(tuple(facts.groupby("concept", sort=False)))
+    specs = field_specs()
+    empty = facts.iloc[:0]
+    for name, rule in m.fields.items():
+        if rule.rule == "regimen_since":
+            continue
+        parts = [by_concept[c] for c in rule.concepts if c in by_concept]
+        g = pd.concat(parts) if parts else empty
+        family = _RULE_FAMILY[rule.rule]
+        if family == "latest":
+            _latest(g, rule, specs[name], sd, m, out)
+        elif family == "finding":
+            _finding(g, rule, sd, m, out)
+        elif family == "condition":
+            _condition_rule(g, rule, sd, m, out)
+        elif family == "current":
+            _current_rule(g, rule, sd, m, out)
+        else:
+            _exposure_rule(g, rule, sd, m, out)
+    for rule in m.fields.values():
+        if rule.rule == "regimen_since":
+            _regimen_since(rule, out)
+    return _assemble(out, m)
+
+
+def _assemble(out: _Out, m: FhirMapping) -> Selected:
+    carried = m.carried()
+    values = pd.DataFrame(
+        {
+            f: out.values.get(f, pd.Series(dtype=object)).reindex(out.pids)
+            for f in carried
+        },
+        index=out.pids,
+    ).astype(object)
+    provenance = pd.DataFrame(
+        {
+            f: out.refs.get(f, pd.Series(dtype=object)).reindex(out.pids)
+            for f in carried
+        },
+        index=out.pids,
+    ).astype(object)
+    provenance = provenance.where(values.notna().to_numpy(), None)
+    problems = (
+        pd.concat(out.problems, ignore_index=True)
+        if out.problems
+        else pd.DataFrame(columns=list(PROBLEM_COLUMNS))
+    )
+    return Selected(values, provenance, problems)

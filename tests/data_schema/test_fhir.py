@@ -1,0 +1,248 @@
+"""The FHIR mapping and the one-patient reader: units, windows, conflicts, bad input."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from fhir.resources.R4B.riskassessment import RiskAssessment
+
+from data_schema import PatientRecord, field_specs
+from data_schema.fhir import load_mapping, read_patient, risk_assessment
+
+DAY0 = date(2026, 12, 1)
+LOINC = "http://loinc.org"
+UCUM = "http://unitsofmeasure.org"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+PATIENT = {
+    "resourceType": "Patient",
+    "id": "p1",
+    "gender": "female",
+    "birthDate": "1990-05-01",
+}
+
+
+def obs(rid: str, code: str, value: float, unit: str, days_ago: int = 10, **extra):
+    """An Observation with a UCUM quantity, ``days_ago`` days before DAY0."""
+    return {
+        "resourceType": "Observation",
+        "id": rid,
+        "status": "final",
+        "subject": {"reference": "Patient/p1"},
+        "code": {"coding": [{"system": LOINC, "code": code}]},
+        "effectiveDateTime": (DAY0 - timedelta(days=days_ago)).isoformat(),
+        "valueQuantity": {"value": value, "unit": unit, "system": UCUM, "code": unit},
+        **extra,
+    }
+
+
+def statement(rid: str, rxcui: str, status: str, mg: float | None = None, **extra):
+    r = {
+        "resourceType": "MedicationStatement",
+        "id": rid,
+        "status": status,
+        "subject": {"reference": "Patient/p1"},
+        "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": rxcui}]},
+        **extra,
+    }
+    if mg is not None:
+        r["dosage"] = [
+            {
+                "timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}},
+                "doseAndRate": [{"doseQuantity": {"value": mg, "code": "mg"}}],
+            }
+        ]
+    return r
+
+
+def read(*resources, **kw):
+    return read_patient([PATIENT, *resources], DAY0, **kw)
+
+
+def test_mapping_covers_every_record_field_once():
+    m = load_mapping()
+    carried = set(m.carried())
+    assert carried.isdisjoint(m.not_carried)
+    assert carried | set(m.not_carried) == set(field_specs())
+    for concept in m.concepts.values():
+        for code in concept.codes:
+            assert code.source, f"{concept.name} {code.code} cites no source"
+
+
+# Each conversion with a worked value: (field, LOINC, value sent, unit, record value).
+WORKED = [
+    ("c3_g_l", "4485-9", 72.0, "mg/dL", 0.72),
+    ("c3_g_l", "4485-9", 0.72, "g/L", 0.72),
+    ("c4_g_l", "4498-2", 140.0, "mg/L", 0.14),
+    ("creatinine_umol_l", "2160-0", 0.8, "mg/dL", 70.72),
+    ("creatinine_umol_l", "14682-9", 0.0707, "mmol/L", 70.7),
+    ("hemoglobin_g_l", "718-7", 12.5, "g/dL", 125.0),
+    ("hemoglobin_g_l", "718-7", 7.8, "mmol/L", 125.6892),
+    ("albumin_g_l", "1751-7", 3.8, "g/dL", 38.0),
+    ("crp_mg_l", "1988-5", 1.2, "mg/dL", 12.0),
+    ("igg_g_l", "2465-3", 1200.0, "mg/dL", 12.0),
+    ("leukocytes_10e9_l", "6690-2", 5400.0, "/uL", 5.4),
+    ("platelets_10e9_l", "777-3", 250.0, "10*3/uL", 250.0),
+    ("alt_u_l", "1742-6", 0.5, "ukat/L", 30.0),
+    ("urine_protein_g_24h", "2889-4", 650.0, "mg/(24.h)", 0.65),
+    ("urine_protein_g_24h", "2890-2", 500.0, "mg/g", 0.5),
+    ("urine_protein_g_24h", "2890-2", 56.6, "mg/mmol", 0.500344),
+    ("weight_kg", "29463-7", 150.0, "[lb_av]", 68.0388555),
+    ("height_cm", "8302-2", 65.0, "[in_i]", 165.1),
+    ("height_cm", "8302-2", 1.65, "m", 165.0),
+    ("anti_dsdna_iu_ml", "33799-8", 210.0, "[IU]/mL", 210.0),
+]
+
+
+@pytest.mark.parametrize(("field", "code", "value", "unit", "expected"), WORKED)
+def test_unit_conversion_worked_values(field, code, value, unit, expected):
+    reading = read(obs("o1", code, value, unit))
+    assert reading.record[field] == pytest.approx(expected, rel=1e-9)
+    assert reading.provenance[field] == "Observation/o1"
+    PatientRecord.model_validate(reading.record)
+
+
+def test_unknown_unit_is_reported_and_not_used():
+    reading = read(obs("o1", "4485-9", 72.0, "mg/mL"), obs("o2", "4498-2", 0.2, "g/L"))
+    assert "c3_g_l" not in reading.record
+    assert reading.record["c4_g_l"] == 0.2  # the rest is still used
+    (p,) = reading.problems
+    assert (p.resource, p.field) == ("Observation/o1", "c3_g_l")
+    assert "unit mg/mL not accepted" in p.why
+
+
+def test_reference_range_gives_the_upper_limit_in_the_record_unit():
+    high = {"high": {"value": 1.1, "code": "mg/dL", "system": UCUM}}
+    reading = read(obs("o1", "2160-0", 0.8, "mg/dL", referenceRange=[high]))
+    assert reading.record["creatinine_uln_umol_l"] == pytest.approx(97.24)
+
+
+@pytest.mark.parametrize(
+    ("days_ago", "used"), [(0, True), (180, True), (181, False), (-1, False)]
+)
+def test_look_back_window_of_c3_is_180_days(days_ago, used):
+    reading = read(obs("o1", "4485-9", 0.7, "g/L", days_ago=days_ago))
+    assert ("c3_g_l" in reading.record) is used
+    assert not reading.problems  # outside the window is not a problem
+
+
+def test_most_recent_result_wins():
+    reading = read(
+        obs("old", "4485-9", 0.9, "g/L", days_ago=40),
+        obs("new", "4485-9", 65.0, "mg/dL", days_ago=5),
+    )
+    assert reading.record["c3_g_l"] == pytest.approx(0.65)
+    assert reading.provenance["c3_g_l"] == "Observation/new"
+
+
+def test_conflicting_results_on_one_day_leave_the_field_unknown():
+    reading = read(
+        obs("a", "4485-9", 0.9, "g/L", days_ago=5),
+        obs("b", "4485-9", 0.6, "g/L", days_ago=5),
+        obs("older", "4485-9", 0.8, "g/L", days_ago=30),
+    )
+    assert "c3_g_l" not in reading.record
+    assert {p.resource for p in reading.problems} == {"Observation/a", "Observation/b"}
+    assert all("conflicting results on 2026-11-26" in p.why for p in reading.problems)
+
+
+def test_the_same_result_twice_in_two_units_is_no_conflict():
+    reading = read(
+        obs("a", "4485-9", 0.9, "g/L", days_ago=5),
+        obs("b", "4485-9", 90.0, "mg/dL", days_ago=5),
+    )
+    assert reading.record["c3_g_l"] == pytest.approx(0.9)
+    assert not reading.problems
+
+
+def test_bad_resources_are_reported_one_by_one_and_the_rest_used():
+    no_status = obs("nostatus", "4498-2", 0.2, "g/L")
+    del no_status["status"]
+    reading = read(
+        obs("good", "4485-9", 0.7, "g/L"),
+        no_status,
+        obs("potassium", "2823-3", 4.1, "mmol/L"),
+        obs("cancelled", "718-7", 120.0, "g/L", status="cancelled"),
+        {"resourceType": "Encounter", "id": "e1", "status": "finished"},
+        {"id": "x"},
+    )
+    assert reading.record["c3_g_l"] == 0.7
+    why = {p.resource: p.why for p in reading.problems}
+    assert "fails FHIR R4B validation: status" in why["Observation/nostatus"]
+    assert "is not in the mapping" in why["Observation/potassium"]
+    assert why["Observation/cancelled"] == "status cancelled: not used"
+    assert why["Encounter/e1"] == "Encounter is not read"
+    assert "no resourceType" in why["entry 6"]
+    assert {"c4_g_l", "hemoglobin_g_l"}.isdisjoint(reading.record)
+
+
+def test_out_of_range_value_is_reported_not_clipped():
+    reading = read(obs("o1", "4485-9", 900.0, "g/L"))
+    assert "c3_g_l" not in reading.record
+    assert "is not a valid value" in reading.problems[0].why
+
+
+def test_patient_without_known_sex_is_reported():
+    reading = read_patient([{**PATIENT, "gender": "unknown"}], DAY0)
+    assert "sex" not in reading.record
+    assert reading.problems[0].field == "sex"
+
+
+def test_medications_current_dose_and_stable_since():
+    reading = read(
+        statement(
+            "hcq", "5521", "active", 200, effectivePeriod={"start": "2026-03-01"}
+        ),
+        statement("pred", "8640", "not-taken"),
+        statement("aza", "1256", "stopped", effectivePeriod={"end": "2025-01-01"}),
+    )
+    r = reading.record
+    assert r["hydroxychloroquine_current"] is True
+    assert r["hydroxychloroquine_mg_day"] == 400.0  # 200 mg twice a day
+    assert r["hydroxychloroquine_dose_unchanged_since"] == date(2026, 3, 1)
+    assert r["soc_regimen_stable_since"] == date(2026, 3, 1)
+    assert r["prednisone_mg_day"] == 0.0
+    assert r["immunosuppressant_current"] is False
+    assert "immunosuppressant_name" not in r
+    PatientRecord.model_validate(r)
+
+
+def test_exposure_needs_a_recorded_negative_to_be_false():
+    nothing = read()
+    assert "ivig_ever" not in nothing.record  # absence stays unknown
+    refused = {
+        "resourceType": "MedicationAdministration",
+        "id": "ivig",
+        "status": "not-done",
+        "subject": {"reference": "Patient/p1"},
+        "medicationCodeableConcept": {
+            "coding": [{"system": "http://www.whocc.no/atc", "code": "J06BA02"}]
+        },
+        "effectiveDateTime": "2026-01-01",
+    }
+    assert read(refused).record["ivig_ever"] is False
+
+
+def test_risk_assessment_is_valid_fhir():
+    resource = risk_assessment(
+        0.63,
+        patient_id="p1",
+        basis=["Observation/o1", "Condition/c1"],
+        model_name="ln-risk",
+        model_version="3",
+        occurrence=DAY0,
+    )
+    parsed = RiskAssessment.model_validate(resource)
+    prediction = parsed.prediction[0]
+    assert float(prediction.probabilityDecimal) == 0.63
+    assert float(prediction.whenRange.high.value) == 2
+    assert [b.reference for b in parsed.basis] == ["Observation/o1", "Condition/c1"]
+    with pytest.raises(ValueError, match="probability"):
+        risk_assessment(
+            1.2,
+            patient_id="p1",
+            basis=[],
+            model_name="m",
+            model_version="1",
+            occurrence=DAY0,
+        )
