@@ -53,6 +53,7 @@ from eligibility import (
     screen_patients,
 )
 from serving.connections import ConnectionRecycleMiddleware
+from serving.fhir import FhirBundle, FhirScreening, fhir_answer, read_bundle
 from serving.schemas import (
     DISCLAIMER,
     BatchScreening,
@@ -354,6 +355,33 @@ class LNRiskService:
                 "disclaimer": DISCLAIMER,
             }
         )
+
+    @bentoml.api
+    async def screen_fhir(
+        self,
+        bundle: FhirBundle,
+        ctx: bentoml.Context,
+        screening_date: ScreeningDate = None,
+    ) -> FhirScreening:
+        """Screen one patient sent as a FHIR R4 Bundle, like ``screen``.
+
+        The Bundle's resources (one Patient; LOINC-coded Observations, SNOMED CT /
+        ICD-10-CM Conditions, RxNorm / ATC medications, CVX immunizations) are
+        read with the project's FHIR mapping; a resource with an unknown unit, an
+        unmapped code or failing FHIR validation is reported in
+        ``mapping_problems`` and the rest is used. Answers ``screen``'s decision,
+        the risk as a FHIR ``RiskAssessment``, and the resource behind each field
+        (``provenance``; per verdict in ``sources``). Research screening support,
+        not a diagnostic device.
+        """
+        assert self.model is not None and self.criteria is not None
+        day = screening_date or date.today()
+        reading, patient = read_bundle(bundle, day)
+        table = Table.from_record(patient, day)
+        decision = screen_patients(self.model, table, self.criteria).decision(0)
+        self._audit(ctx, "screen_fhir", patient, 1, **{decision.status: 1})
+        body = self._decision(patient, decision, day)
+        return _json_response(fhir_answer(body, reading, day))
 
     @bentoml.api
     async def noop(

@@ -439,7 +439,7 @@ def _patients(t: pa.Table, offset: int) -> pd.DataFrame:
 def _parse(data: bytes, rtype: str) -> pa.Table:
     return pj.read_json(
         io.BytesIO(data),
-        read_options=pj.ReadOptions(use_threads=False, block_size=1 << 24),
+        read_options=pj.ReadOptions(use_threads=False, block_size=1 << 20),
         parse_options=pj.ParseOptions(
             explicit_schema=_SCHEMAS[rtype], unexpected_field_behavior="ignore"
         ),
@@ -496,11 +496,16 @@ def flatten_ndjson(data: bytes, rtype: str, m: FhirMapping, offset: int = 0) -> 
 
 
 def _empty_facts() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=object) for c in FACT_COLUMNS})
+    def dtype(column: str) -> str:
+        if column in ("day", "end"):
+            return "datetime64[s]"
+        return "float64" if column in ("num", "high", "result") else "object"
+
+    return pd.DataFrame({c: pd.Series(dtype=dtype(c)) for c in FACT_COLUMNS})
 
 
 def _empty_patients() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=object) for c in ("pid", "ref", "gender")})
+    return _patients(_SCHEMAS["Patient"].empty_table(), 0)
 
 
 def blocks(path, size: int = 1 << 24) -> Iterator[tuple[bytes, int, int]]:

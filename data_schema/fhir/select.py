@@ -67,6 +67,10 @@ def _text(s: pd.Series) -> pd.Series:
     return s.astype(object).where(s.notna(), "none").astype(str)
 
 
+def _num(s: pd.Series) -> pd.Series:
+    return pd.Series([f"{x:g}" for x in s], index=s.index, dtype=object)
+
+
 def _iso(day: pd.Series) -> pd.Series:
     return pd.Series(np.datetime_as_string(day.to_numpy("M8[D]")), day.index)
 
@@ -77,22 +81,31 @@ def _pick_latest(d: pd.DataFrame, out: _Out, field: str, describe) -> pd.Series:
     are a conflict (reported, left unknown)."""
     if d.empty:
         out.put(field, pd.Series(dtype=object), pd.Series(dtype=object))
-        return pd.Series(dtype=object)
-    last = d.groupby("pid")["day"].transform("max")
-    c = d[d["day"] == last]
-    g = c.groupby("pid", sort=False)["v"]
-    lo, hi = g.min(), g.max()
-    conflict = (hi - lo).abs() > 1e-9 * hi.abs().clip(lower=1e-12)
-    bad = c[c["pid"].isin(conflict.index[conflict])]
+        return pd.Series(dtype=np.float64)
+    day = d["day"].to_numpy("M8[s]").astype(np.int64)
+    pid = d["pid"].to_numpy(np.int64)
+    d = d.iloc[np.lexsort((-day, pid))]
+    pid = d["pid"].to_numpy(np.int64)
+    day = d["day"].to_numpy("M8[s]")
+    v = d["v"].to_numpy(np.float64)
+    starts = np.flatnonzero(np.r_[True, pid[1:] != pid[:-1]])
+    group = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(pid)]))
+    same_day = day == day[starts][group]
+    fv = v[starts][group]
+    differ = same_day & (np.abs(v - fv) > 1e-9 * np.maximum(np.abs(fv), 1e-12))
+    conflict = np.zeros(len(starts), dtype=bool)
+    conflict[np.unique(group[differ])] = True
+    bad = d[same_day & conflict[group]]
     out.report(
         bad,
         field,
         "conflicting results on " + _iso(bad["day"]) + ": " + describe(bad),
     )
-    first = c.drop_duplicates("pid").set_index("pid")
-    keep = ~conflict.reindex(first.index).to_numpy()
-    out.put(field, first["v"][keep].astype(object), first["ref"][keep])
-    return first["v"][keep]
+    keep = starts[~conflict]
+    index = pd.Index(pid[keep], name="pid")
+    values = pd.Series(v[keep], index)
+    out.put(field, values.astype(object), pd.Series(d["ref"].to_numpy()[keep], index))
+    return values
 
 
 def _window(d: pd.DataFrame, rule: FieldRule, sd: np.datetime64) -> pd.Series:
@@ -136,7 +149,7 @@ def _latest(g, rule: FieldRule, spec: FieldSpec, sd, m, out: _Out) -> None:
     out.report(
         g[outside & ~unknown],
         rule.field,
-        v[outside & ~unknown].map(lambda x: f"{x:g}")
+        v[outside & ~unknown].pipe(_num)
         + f" {spec.unit} is not a valid value ({spec.ge:g}–{spec.le:g})",
     )
     d = g.assign(v=v)[~unknown & ~outside & _window(g, rule, sd)]
@@ -144,7 +157,7 @@ def _latest(g, rule: FieldRule, spec: FieldSpec, sd, m, out: _Out) -> None:
         d = d.assign(v=d["v"].round())
 
     def describe(rows):
-        return rows["ref"] + " " + rows["v"].map(lambda x: f"{x:g}") + f" {spec.unit}"
+        return rows["ref"] + " " + rows["v"].pipe(_num) + f" {spec.unit}"
 
     _pick_latest(d, out, rule.field, describe)
 
@@ -367,8 +380,8 @@ def _exposure_rule(g, rule: FieldRule, sd, m, out: _Out) -> None:
 _GENDERS = {"female": "female", "male": "male"}
 
 
-def _patient_fields(patients: pd.DataFrame, sd, out: _Out) -> None:
-    p = patients.drop_duplicates("pid").set_index("pid")
+def _patient_fields(patients: pd.DataFrame, names: pd.Index, sd, out: _Out) -> None:
+    p = patients.set_index("pid")
     sex = p["gender"].map(_GENDERS)
     out.report(
         p[sex.isna()].reset_index(),
@@ -379,7 +392,7 @@ def _patient_fields(patients: pd.DataFrame, sd, out: _Out) -> None:
     )
     born = p["birth"].to_numpy("M8[D]")
     age = (sd - born).astype(np.float64) / DAYS_PER_YEAR
-    out.put("patient_id", pd.Series(p.index, p.index, dtype=object), p["ref"])
+    out.put("patient_id", pd.Series(names.to_numpy(), p.index, dtype=object), p["ref"])
     out.put("sex", sex[sex.notna()].astype(object), p["ref"])
     has = ~np.isnat(born)
     out.put("date_of_birth", p["birth"][has].astype(object), p["ref"])
@@ -440,12 +453,15 @@ def select(
         m: the mapping.
     """
     sd = np.datetime64(screening_date, "D")
-    pids = pd.Index(patients["pid"].drop_duplicates(), name="pid")
-    out = _Out(pids)
-    _patient_fields(patients, sd, out)
-    orphans = facts[~facts["pid"].isin(pids)]
+    names = pd.Index(patients["pid"].drop_duplicates(), name="pid")
+    # rules group by patient: integer positions group ~10x faster than strings
+    patients = patients.drop_duplicates("pid").assign(pid=np.arange(len(names)))
+    facts = facts.assign(pid=names.get_indexer(facts["pid"]))
+    out = _Out(pd.RangeIndex(len(names), name="pid"))
+    _patient_fields(patients, names, sd, out)
+    orphans = facts[facts["pid"] < 0]
     out.report(orphans, None, "no Patient resource for this subject")
-    facts = _unmapped(facts[facts["pid"].isin(pids)], m, out)
+    facts = _unmapped(facts[facts["pid"] >= 0], m, out)
     by_concept = dict(tuple(facts.groupby("concept", sort=False)))
     specs = field_specs()
     empty = facts.iloc[:0]
@@ -468,29 +484,25 @@ def select(
     for rule in m.fields.values():
         if rule.rule == "regimen_since":
             _regimen_since(rule, out)
-    return _assemble(out, m)
+    return _assemble(out, m, names)
 
 
-def _assemble(out: _Out, m: FhirMapping) -> Selected:
+def _assemble(out: _Out, m: FhirMapping, names: pd.Index) -> Selected:
     carried = m.carried()
-    values = pd.DataFrame(
-        {
-            f: out.values.get(f, pd.Series(dtype=object)).reindex(out.pids)
-            for f in carried
-        },
-        index=out.pids,
-    ).astype(object)
-    provenance = pd.DataFrame(
-        {
-            f: out.refs.get(f, pd.Series(dtype=object)).reindex(out.pids)
-            for f in carried
-        },
-        index=out.pids,
-    ).astype(object)
-    provenance = provenance.where(values.notna().to_numpy(), None)
-    problems = (
-        pd.concat(out.problems, ignore_index=True)
-        if out.problems
-        else pd.DataFrame(columns=list(PROBLEM_COLUMNS))
-    )
+
+    def frame(parts: dict[str, pd.Series]) -> pd.DataFrame:
+        empty = pd.Series(dtype=object)
+        cols = {f: parts.get(f, empty).reindex(out.pids).to_numpy() for f in carried}
+        return pd.DataFrame(cols, index=names).astype(object)
+
+    values = frame(out.values)
+    provenance = frame(out.refs).where(values.notna().to_numpy(), None)
+    if out.problems:
+        problems = pd.concat(out.problems, ignore_index=True)
+        known = problems["pid"] >= 0
+        problems["pid"] = np.where(
+            known, names.to_numpy()[problems["pid"].where(known, 0)], None
+        )
+    else:
+        problems = pd.DataFrame(columns=list(PROBLEM_COLUMNS))
     return Selected(values, provenance, problems)
