@@ -283,6 +283,7 @@ def _exposure(w: _Writer, row: dict, stem: str, concepts: tuple[str, ...]) -> No
                     "resourceType": "Immunization",
                     "status": "not-done",
                     "vaccineCode": w.coding(concept),
+                    "occurrenceString": "never given",
                 }
             )
         else:

@@ -41,15 +41,28 @@ def cohort(
         str,
         typer.Option(help="Population: 'none' or an external-validation shift."),
     ] = "none",
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="'table' (by --out's suffix: .parquet or .csv) or 'fhir-ndjson' "
+            "(--out is a folder: a FHIR Bulk Data export, one ndjson per type).",
+        ),
+    ] = "table",
 ) -> None:
     """Generate a synthetic cohort (the data-generating process of clinical.md §8)."""
     from synthetic import SHIFTS, generate_cohort
 
     if shift not in SHIFTS:
         _fail(f"unknown shift {shift!r}; choose one of {sorted(SHIFTS)}")
-    if out.suffix.lower() not in {".parquet", ".csv"}:
+    if output_format not in {"table", "fhir-ndjson"}:
+        _fail(f"--format {output_format!r}: choose table or fhir-ndjson")
+    if output_format == "table" and out.suffix.lower() not in {".parquet", ".csv"}:
         _fail("--out must end in .parquet or .csv")
     df = generate_cohort(n=n, seed=seed, incidence=incidence, shift=shift)
+    if output_format == "fhir-ndjson":
+        _write_fhir(df, out, seed)
+        return
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".csv":
         df.to_csv(out, index=False)
@@ -59,6 +72,20 @@ def cohort(
     console.print(
         f"wrote {len(df):,} patients to {out} ({events:,} events, "
         f"{events / len(df):.1%}; mean true risk {df['true_risk_2y'].mean():.1%})"
+    )
+
+
+def _write_fhir(df, out: Path, seed: int) -> None:  # df: DataFrame
+    from datetime import date
+
+    from synthetic.fhir import write_bulk
+
+    day = date.fromisoformat(df.attrs["dgp_reference_date"])
+    counts = write_bulk(df, out, day, seed=seed)
+    listed = ", ".join(f"{n:,} {t}" for t, n in counts.items())
+    console.print(
+        f"wrote {len(df):,} patients to {out} as FHIR Bulk Data ({listed}); "
+        f"screen them with --screening-date {day}"
     )
 
 
@@ -433,7 +460,11 @@ def _print_comparison(out: Console, table, sections) -> None:  # table: DataFram
 @app.command()
 def screen(
     input_path: Annotated[
-        Path, typer.Option("--input", help="Patients (.parquet/.csv).")
+        Path,
+        typer.Option(
+            "--input",
+            help="Patients (.parquet/.csv), or a folder of FHIR Bulk Data ndjson.",
+        ),
     ],
     screening_date: Annotated[
         str, typer.Option(help="Day 0 for ages and wash-outs, YYYY-MM-DD.")
@@ -462,9 +493,14 @@ def screen(
         day = date.fromisoformat(screening_date)
     except ValueError:
         _fail(f"--screening-date {screening_date!r} is not YYYY-MM-DD")
+    problems = None
     try:
         rules = load_criteria(criteria or DEFAULT_CRITERIA_PATH)
-        cohort = validate_cohort(read_cohort(input_path))
+        if input_path.is_dir():
+            table, problems = _read_fhir(input_path, day, progress)
+        else:
+            table = read_cohort(input_path)
+        cohort = validate_cohort(table)
     except (CriteriaError, CohortValidationError, FileNotFoundError, ValueError) as e:
         _fail(str(e))
     tracking.configure()
@@ -485,12 +521,34 @@ def screen(
             progress=lambda k: bar.update(task, advance=k),
         )
     paths = write_results(result, out)
+    if problems is not None:
+        paths.append(out / "fhir_problems.csv")
+        problems.to_csv(paths[-1], index=False)
     counts = result.per_patient["status"].value_counts().to_dict()
     console.print(
         f"{len(cohort):,} patients screened with {cfg.tracking.registered_model} "
         f"v{version.version} and {rules.criteria_version}: {counts}"
     )
     console.print(f"wrote {', '.join(str(p) for p in paths)}")
+
+
+def _read_fhir(folder: Path, day, progress: bool):  # -> (DataFrame, DataFrame)
+    """A Bulk Data export as a cohort table, with a progress bar over its bytes."""
+    from rich.progress import Progress
+
+    from data_schema.fhir.bulk import bulk_files, read_bulk
+
+    total = sum(path.stat().st_size for _, path in bulk_files(folder))
+    with Progress(disable=not progress, console=console) as bar:
+        task = bar.add_task("reading FHIR", total=total)
+        reading = read_bulk(folder, day, progress=lambda k: bar.update(task, advance=k))
+    counts = ", ".join(f"{n:,} {t}" for t, n in reading.resources.items())
+    console.print(
+        f"read {len(reading.cohort):,} patients from {counts}; "
+        f"{len(reading.problems):,} resources or values not used "
+        "(fhir_problems.csv says which and why)"
+    )
+    return reading.cohort, reading.problems
 
 
 @app.command("import-model")

@@ -200,7 +200,7 @@ def _coalesce(*arrays: pa.Array) -> pa.Array:
 
 
 def _strings(arr: pa.Array) -> np.ndarray:
-    return np.asarray(arr.to_pandas(), dtype=object)
+    return arr.to_numpy(zero_copy_only=False)
 
 
 def _floats(arr: pa.Array) -> np.ndarray:
@@ -210,10 +210,21 @@ def _floats(arr: pa.Array) -> np.ndarray:
 def _days(arr: pa.Array) -> np.ndarray:
     """ISO dates / dateTimes → datetime64[D]; the local calendar day as written.
 
-    Partial dates (``2020``, ``2020-05``) read as their first day.
+    Partial dates (``2020``, ``2020-05``) read as their first day; text that is not
+    a date becomes NaT (the rules report a resource without a usable date).
     """
-    s = pd.Series(_strings(pc.utf8_slice_codeunits(arr, 0, 10)), dtype=object)
-    return pd.to_datetime(s, format="ISO8601", errors="coerce").to_numpy("M8[D]")
+    day = pc.utf8_slice_codeunits(arr, 0, 10)
+    parsed = pc.strptime(day, format="%Y-%m-%d", unit="s", error_is_null=True)
+    out = parsed.to_numpy(zero_copy_only=False).astype("M8[D]")
+    partial = np.flatnonzero(
+        pc.is_valid(day).to_numpy(zero_copy_only=False) & np.isnat(out)
+    )
+    if len(partial):  # rare: read the few partial dates one by one
+        texts = pd.Series(_strings(day)[partial], dtype=object)
+        out[partial] = pd.to_datetime(
+            texts, format="ISO8601", errors="coerce"
+        ).to_numpy("M8[D]")
+    return out
 
 
 def _codings(concept: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -232,13 +243,26 @@ def _codings(concept: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 def _lookup(concept: pa.Array, index: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
     """Per row: the concept of its first mapped coding, and its first coding."""
     n = len(concept)
-    rows, keys = _codings(concept)
-    names = pd.Series(keys, dtype=object).map(index).to_numpy(dtype=object)
+    codings = _field(concept, "coding")
+    rows = pc.list_parent_indices(codings).to_numpy()
+    flat = pc.list_flatten(codings)
+    keys = pc.dictionary_encode(
+        pc.binary_join_element_wise(
+            pc.fill_null(pc.struct_field(flat, "system"), ""),
+            pc.fill_null(pc.struct_field(flat, "code"), ""),
+            "|",
+        )
+    )
+    # a bulk file repeats a few dozen codes: look each distinct one up once
+    distinct = _strings(keys.dictionary)
+    codes = keys.indices.to_numpy(zero_copy_only=False)
+    names = np.array([index.get(k) for k in distinct], dtype=object)[codes]
+    keys = distinct[codes]
     out = np.full(n, None, dtype=object)
     first = np.full(n, None, dtype=object)
     # reversed so that the first coding of a row is written last and wins
     first[rows[::-1]] = keys[::-1]
-    hit = pd.notna(names)
+    hit = names != None  # noqa: E711 - elementwise on an object array
     out[rows[hit][::-1]] = names[hit][::-1]
     return out, first
 
@@ -258,19 +282,15 @@ def _unit(qty: pa.Array) -> pa.Array:
     return _coalesce(_field(qty, "code"), _field(qty, "unit"))
 
 
-def _ids(table: pa.Table, rtype: str, subject: str, offset: int) -> tuple:
-    ids = _strings(_get(table, "id"))
-    refs = np.array(
-        [
-            f"{rtype}/{i}" if i else f"{rtype}#{offset + k + 1}"
-            for k, i in enumerate(ids)
-        ],
-        dtype=object,
-    )
+def _ids(table: pa.Table, rtype: str, subject: str, lines: np.ndarray) -> tuple:
+    ids = _get(table, "id")
+    refs = _strings(pc.binary_join_element_wise(f"{rtype}/", ids, ""))
+    for k in np.flatnonzero(pc.is_null(ids).to_numpy(zero_copy_only=False)):
+        refs[k] = f"{rtype} line {lines[k]}"  # no id: where it is
     if subject:
         pid = pc.replace_substring_regex(_get(table, subject), "^Patient/", "")
         return _strings(pid), refs
-    return ids, refs
+    return _strings(ids), refs
 
 
 # --- per resource type ---
@@ -398,10 +418,10 @@ _EXTRACT = {
 }
 
 
-def _facts(t: pa.Table, rtype: str, m: FhirMapping, offset: int) -> pd.DataFrame:
+def _facts(t: pa.Table, rtype: str, m: FhirMapping, lines: np.ndarray) -> pd.DataFrame:
     extract, subject = _EXTRACT[rtype]
     cols = extract(t, m)
-    pid, ref = _ids(t, rtype, subject, offset)
+    pid, ref = _ids(t, rtype, subject, lines)
     concept, code = _lookup(cols.pop("codes"), m.code_index())
     n = len(t)
     frame = {
@@ -423,8 +443,8 @@ def _facts(t: pa.Table, rtype: str, m: FhirMapping, offset: int) -> pd.DataFrame
     return pd.DataFrame(frame)
 
 
-def _patients(t: pa.Table, offset: int) -> pd.DataFrame:
-    pid, ref = _ids(t, "Patient", "", offset)
+def _patients(t: pa.Table, lines: np.ndarray) -> pd.DataFrame:
+    pid, ref = _ids(t, "Patient", "", lines)
     return pd.DataFrame(
         {
             "pid": pid,
@@ -446,21 +466,21 @@ def _parse(data: bytes, rtype: str) -> pa.Table:
     )
 
 
-def _parse_lines(data: bytes, rtype: str, offset: int) -> tuple[pa.Table, list]:
-    """Line by line, after the block failed: the lines that parse, and why the others
-    did not."""
-    good, problems = [], []
+def _parse_lines(data: bytes, rtype: str, offset: int) -> tuple:
+    """Line by line, after the block failed: the lines that parse (and their line
+    numbers), and why the others did not."""
+    good, numbers, problems = [], [], []
     for k, line in enumerate(data.splitlines()):
         if not line.strip():
             continue
         try:
             good.append(_parse(line, rtype))
+            numbers.append(offset + k + 1)
         except (pa.ArrowInvalid, ValueError) as exc:
             where = f"{rtype} line {offset + k + 1}"
             problems.append((None, where, None, f"not readable FHIR JSON: {exc}"))
-    if not good:
-        return _SCHEMAS[rtype].empty_table(), problems
-    return pa.concat_tables(good), problems
+    table = pa.concat_tables(good) if good else _SCHEMAS[rtype].empty_table()
+    return table, np.array(numbers, dtype=np.int64), problems
 
 
 def flatten_ndjson(data: bytes, rtype: str, m: FhirMapping, offset: int = 0) -> Flat:
@@ -475,8 +495,9 @@ def flatten_ndjson(data: bytes, rtype: str, m: FhirMapping, offset: int = 0) -> 
     problems: list = []
     try:
         table = _parse(data, rtype)
+        lines = offset + 1 + np.arange(len(table))
     except (pa.ArrowInvalid, ValueError):
-        table, problems = _parse_lines(data, rtype, offset)
+        table, lines, problems = _parse_lines(data, rtype, offset)
     kinds = _strings(_get(table, "resourceType"))
     wrong = kinds != rtype
     if wrong.any():
@@ -484,15 +505,15 @@ def flatten_ndjson(data: bytes, rtype: str, m: FhirMapping, offset: int = 0) -> 
             problems.append(
                 (
                     None,
-                    f"{rtype} line {offset + k + 1}",
+                    f"{rtype} line {lines[k]}",
                     None,
                     f"resourceType {kinds[k]!r} in the {rtype} file: not read",
                 )
             )
-        table = table.filter(pa.array(~wrong))
+        table, lines = table.filter(pa.array(~wrong)), lines[~wrong]
     if rtype == "Patient":
-        return Flat(_empty_facts(), _patients(table, offset), problems)
-    return Flat(_facts(table, rtype, m, offset), _empty_patients(), problems)
+        return Flat(_empty_facts(), _patients(table, lines), problems)
+    return Flat(_facts(table, rtype, m, lines), _empty_patients(), problems)
 
 
 def _empty_facts() -> pd.DataFrame:
@@ -505,7 +526,7 @@ def _empty_facts() -> pd.DataFrame:
 
 
 def _empty_patients() -> pd.DataFrame:
-    return _patients(_SCHEMAS["Patient"].empty_table(), 0)
+    return _patients(_SCHEMAS["Patient"].empty_table(), np.zeros(0, dtype=np.int64))
 
 
 def blocks(path, size: int = 1 << 24) -> Iterator[tuple[bytes, int, int]]:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from data_schema.fhir.mapping import FhirMapping, FieldRule
-from data_schema.fields import FieldSpec, field_specs
+from data_schema.fields import field_specs
 
 DAYS_PER_YEAR = 365.25
 PROBLEM_COLUMNS = ("pid", "resource", "field", "why")
@@ -42,14 +42,18 @@ class _Out:
         self.values: dict[str, pd.Series] = {}
         self.refs: dict[str, pd.Series] = {}
         self.problems: list[pd.DataFrame] = []
+        # rules over the same concepts share their rows (and report problems once)
+        self.cache: dict[tuple, tuple] = {}
 
     def put(self, field: str, values: pd.Series, refs: pd.Series | None) -> None:
         self.values[field] = values
         if refs is not None:
             self.refs[field] = refs
 
-    def report(self, rows: pd.DataFrame, field: str | None, why: pd.Series | str):
+    def report(self, rows: pd.DataFrame, field, why: pd.Series | str) -> None:
+        """One problem per row; ``field`` a name, None, or one name per row."""
         if len(rows):
+            field = field.to_numpy() if isinstance(field, pd.Series) else field
             why = why if isinstance(why, pd.Series) else pd.Series(why, rows.index)
             self.problems.append(
                 pd.DataFrame(
@@ -67,6 +71,13 @@ def _text(s: pd.Series) -> pd.Series:
     return s.astype(object).where(s.notna(), "none").astype(str)
 
 
+def _lookup(s: pd.Series, table: dict) -> pd.Series:
+    """``s.map(table)`` by a hash index (NaN where the key is not in the table)."""
+    values = pd.Series(list(table.values()), index=list(table.keys()), dtype=object)
+    found = values.reindex(s.to_numpy()).to_numpy()
+    return pd.Series(found, s.index)
+
+
 def _num(s: pd.Series) -> pd.Series:
     return pd.Series([f"{x:g}" for x in s], index=s.index, dtype=object)
 
@@ -76,35 +87,41 @@ def _iso(day: pd.Series) -> pd.Series:
 
 
 # --- observations ---
+def _latest_by(d: pd.DataFrame, key: str) -> tuple[pd.Series, pd.Series, pd.DataFrame]:
+    """Per value of ``key``: the value ``v`` of the most recent day and its resource;
+    the rows of keys whose values disagree on that day (a conflict: no value)."""
+    if d.empty:
+        empty = pd.Series(dtype=np.float64, index=pd.Index([], dtype=np.int64))
+        return empty, empty.astype(object), d
+    k = d[key].to_numpy(np.int64)
+    d = d.iloc[np.lexsort((-d["day"].to_numpy("M8[s]").astype(np.int64), k))]
+    k = d[key].to_numpy(np.int64)
+    day = d["day"].to_numpy("M8[s]")
+    v = d["v"].to_numpy(np.float64)
+    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+    group = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(k)]))
+    same_day = day == day[starts][group]
+    fv = v[starts][group]
+    differ = same_day & (np.abs(v - fv) > 1e-9 * np.maximum(np.abs(fv), 1e-12))
+    conflict = np.zeros(len(starts), dtype=bool)
+    conflict[np.unique(group[differ])] = True
+    keep = starts[~conflict]
+    index = pd.Index(k[keep], name=key)
+    refs = pd.Series(d["ref"].to_numpy()[keep], index)
+    return pd.Series(v[keep], index), refs, d[same_day & conflict[group]]
+
+
 def _pick_latest(d: pd.DataFrame, out: _Out, field: str, describe) -> pd.Series:
     """The value of each patient's most recent day; disagreeing values on that day
     are a conflict (reported, left unknown)."""
     if d.empty:
         out.put(field, pd.Series(dtype=object), pd.Series(dtype=object))
         return pd.Series(dtype=np.float64)
-    day = d["day"].to_numpy("M8[s]").astype(np.int64)
-    pid = d["pid"].to_numpy(np.int64)
-    d = d.iloc[np.lexsort((-day, pid))]
-    pid = d["pid"].to_numpy(np.int64)
-    day = d["day"].to_numpy("M8[s]")
-    v = d["v"].to_numpy(np.float64)
-    starts = np.flatnonzero(np.r_[True, pid[1:] != pid[:-1]])
-    group = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(pid)]))
-    same_day = day == day[starts][group]
-    fv = v[starts][group]
-    differ = same_day & (np.abs(v - fv) > 1e-9 * np.maximum(np.abs(fv), 1e-12))
-    conflict = np.zeros(len(starts), dtype=bool)
-    conflict[np.unique(group[differ])] = True
-    bad = d[same_day & conflict[group]]
+    values, refs, bad = _latest_by(d, "pid")
     out.report(
-        bad,
-        field,
-        "conflicting results on " + _iso(bad["day"]) + ": " + describe(bad),
+        bad, field, "conflicting results on " + _iso(bad["day"]) + ": " + describe(bad)
     )
-    keep = starts[~conflict]
-    index = pd.Index(pid[keep], name="pid")
-    values = pd.Series(v[keep], index)
-    out.put(field, values.astype(object), pd.Series(d["ref"].to_numpy()[keep], index))
+    out.put(field, values.astype(object), refs)
     return values
 
 
@@ -125,41 +142,122 @@ def _observations(g: pd.DataFrame, m: FhirMapping, out: _Out, field: str):
     return g[~undated]
 
 
-def _latest(g, rule: FieldRule, spec: FieldSpec, sd, m, out: _Out) -> None:
-    g = _observations(g, m, out, rule.field)
-    high = rule.value == "reference_high"
-    value = g["high"] if high else g["num"]
-    unit = g["high_unit"] if high else g["unit"]
-    if not high:
-        none = value.isna()
-        out.report(g[none], rule.field, "no valueQuantity: not used")
-    g, value, unit = g[value.notna()], value[value.notna()], unit[value.notna()]
-    factor = unit.map(rule.units)
-    unknown = factor.isna()
-    accepted = ", ".join(rule.units)
+def _quantities(by_concept: dict, rules: list[FieldRule]) -> pd.DataFrame:
+    """The rows every ``latest`` rule reads, stacked, with the rule's number."""
+    parts = []
+    for k, rule in enumerate(rules):
+        high = rule.value == "reference_high"
+        for c in rule.concepts:
+            if c not in by_concept:
+                continue
+            sub = by_concept[c]
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "pid": sub["pid"].to_numpy(),
+                        "ref": sub["ref"].to_numpy(),
+                        "status": sub["status"].to_numpy(),
+                        "day": sub["day"].to_numpy(),
+                        "value": sub["high" if high else "num"].to_numpy(),
+                        "unit": sub["high_unit" if high else "unit"].to_numpy(),
+                        "fid": k,
+                    }
+                )
+            )
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def _latest_all(by_concept: dict, rules: list[FieldRule], sd, m, out: _Out) -> None:
+    """Every ``latest`` rule in one pass: units, ranges, windows, the most recent
+    value per (field, patient), conflicts."""
+    g = _quantities(by_concept, rules)
+    for rule in rules:
+        out.put(rule.field, pd.Series(dtype=object), pd.Series(dtype=object))
+    if g.empty:
+        return
+    specs = field_specs()
+    fid = g["fid"].to_numpy()
+    names = np.array([r.field for r in rules], dtype=object)
+    field = pd.Series(names[fid], g.index)
+    used = g["status"].isin(m.statuses["Observation"]["use"]).to_numpy()
+    out.report(
+        g[~used], field[~used], "status " + _text(g["status"][~used]) + ": not used"
+    )
+    undated = used & g["day"].isna().to_numpy()
+    out.report(g[undated], field[undated], "no effective date: not used")
+    is_high = np.array([r.value == "reference_high" for r in rules])[fid]
+    none = used & ~undated & g["value"].isna().to_numpy()
+    out.report(g[none & ~is_high], field[none & ~is_high], "no valueQuantity: not used")
+    live = used & ~undated & ~none
+    codes, units = pd.factorize(g["unit"])
+    table = np.full((len(rules), len(units) + 1), np.nan)  # last column: no unit
+    for k, rule in enumerate(rules):
+        for j, u in enumerate(units):
+            table[k, j] = rule.units.get(u, np.nan)
+    factor = table[fid, np.where(codes < 0, len(units), codes)]
+    unknown = live & np.isnan(factor)
+    accepted = np.array([", ".join(r.units) for r in rules], dtype=object)
     out.report(
         g[unknown],
-        rule.field,
-        "unit " + _text(unit[unknown]) + f" not accepted (accepted: {accepted})",
+        field[unknown],
+        "unit "
+        + _text(g["unit"][unknown])
+        + " not accepted (accepted: "
+        + pd.Series(accepted[fid][unknown], g.index[unknown])
+        + ")",
     )
-    v = value * factor
-    outside = (v < spec.ge) | (v > spec.le)
-    if spec.kind == "int":
-        outside |= (v - v.round()).abs() > 1e-9
+    v = g["value"].to_numpy(np.float64) * factor
+    ge = np.array([specs[r.field].ge for r in rules])[fid]
+    le = np.array([specs[r.field].le for r in rules])[fid]
+    counts = np.array([specs[r.field].kind == "int" for r in rules])[fid]
+    outside = (
+        live
+        & ~unknown
+        & ((v < ge) | (v > le) | (counts & (np.abs(v - np.round(v)) > 1e-9)))
+    )
+    unit_names = np.array([specs[r.field].unit for r in rules], dtype=object)
     out.report(
-        g[outside & ~unknown],
-        rule.field,
-        v[outside & ~unknown].pipe(_num)
-        + f" {spec.unit} is not a valid value ({spec.ge:g}–{spec.le:g})",
+        g[outside],
+        field[outside],
+        pd.Series(v[outside], g.index[outside]).pipe(_num)
+        + " "
+        + pd.Series(unit_names[fid][outside], g.index[outside])
+        + " is not a valid value for the field",
     )
-    d = g.assign(v=v)[~unknown & ~outside & _window(g, rule, sd)]
-    if spec.kind == "int":
-        d = d.assign(v=d["v"].round())
-
-    def describe(rows):
-        return rows["ref"] + " " + rows["v"].pipe(_num) + f" {spec.unit}"
-
-    _pick_latest(d, out, rule.field, describe)
+    days = np.array(
+        [np.nan if r.lookback_days is None else r.lookback_days for r in rules]
+    )
+    day = g["day"].to_numpy("M8[D]")
+    age = (sd - day).astype(np.float64)
+    window = (age >= 0) & ~(age > days[fid])
+    keep = live & ~unknown & ~outside & window
+    d = g[keep].assign(
+        v=np.where(counts[keep], np.round(v[keep]), v[keep]),
+        key=fid[keep] * len(out.pids) + g["pid"].to_numpy(np.int64)[keep],
+    )
+    values, refs, bad = _latest_by(d, "key")
+    out.report(
+        bad,
+        pd.Series(names[bad["fid"].to_numpy()], bad.index),
+        "conflicting results on "
+        + _iso(bad["day"])
+        + ": "
+        + bad["ref"]
+        + " "
+        + bad["v"].pipe(_num)
+        + " "
+        + pd.Series(unit_names[bad["fid"].to_numpy()], bad.index),
+    )
+    which = values.index.to_numpy() // len(out.pids)
+    pid = values.index.to_numpy() % len(out.pids)
+    for k, rule in enumerate(rules):
+        mine = which == k
+        index = pd.Index(pid[mine], name="pid")
+        out.put(
+            rule.field,
+            pd.Series(values.to_numpy()[mine], index, dtype=object),
+            pd.Series(refs.to_numpy()[mine], index),
+        )
 
 
 def _finding(g, rule: FieldRule, sd, m, out: _Out) -> None:
@@ -270,9 +368,12 @@ def _statements(g: pd.DataFrame, m: FhirMapping, out: _Out, field: str, sd):
 
 def _current_rule(g, rule: FieldRule, sd, m, out: _Out) -> None:
     f = rule.field
-    active, past = _statements(g, m, out, f, sd)
-    not_current = past[~past["pid"].isin(active["pid"])].drop_duplicates("pid")
-    not_current = not_current.set_index("pid")["ref"]
+    key = ("current", rule.concepts)
+    if key not in out.cache:
+        active, past = _statements(g, m, out, f, sd)
+        not_current = past[~past["pid"].isin(active["pid"])].drop_duplicates("pid")
+        out.cache[key] = (active, not_current.set_index("pid")["ref"])
+    active, not_current = out.cache[key]
     if rule.rule == "current":
         on = active.drop_duplicates("pid").set_index("pid")["ref"]
         values = pd.concat(
@@ -285,9 +386,10 @@ def _current_rule(g, rule: FieldRule, sd, m, out: _Out) -> None:
         out.put(f, day.astype(object), ref)
         return
     if rule.rule == "current_agent":
-        d = active.assign(v=active["concept"].map(lambda c: rule.concepts.index(c)))
+        order = {c: float(k) for k, c in enumerate(rule.concepts)}
+        d = active.assign(v=_lookup(active["concept"], order).astype(np.float64))
     else:  # current_dose
-        factor = active["unit"].map(rule.units)
+        factor = _lookup(active["unit"], rule.units).astype(np.float64)
         dose = active["num"] * factor
         unknown = active["num"].isna() | factor.isna()
         why = np.where(
@@ -333,6 +435,33 @@ def _regimen_since(rule: FieldRule, out: _Out) -> None:
 
 # --- exposures ---
 def _exposure_rule(g, rule: FieldRule, sd, m, out: _Out) -> None:
+    key = ("exposure", rule.concepts)
+    if key not in out.cache:
+        out.cache[key] = _exposures(g, rule, sd, m, out)
+    given, neg = out.cache[key]
+    f = rule.field
+    if rule.rule == "ever":
+        yes = given.drop_duplicates("pid").set_index("pid")["ref"]
+        values = pd.concat([pd.Series(True, yes.index), pd.Series(False, neg.index)])
+        out.put(f, values.astype(object), pd.concat([yes, neg]))
+        return
+    last = given.assign(day=given["v"])
+    if rule.rule == "last_date":
+        day, ref = _by_pid(last, "day", "max")
+        out.put(f, day.astype(object), ref)
+        return
+    order = {c: float(k) for k, c in enumerate(rule.concepts)}
+    d = last.assign(v=_lookup(last["concept"], order).astype(np.float64))
+    v = _pick_latest(d, out, f, lambda rows: rows["ref"] + " " + rows["concept"])
+    agent = v.map(lambda k: rule.concepts[int(k)])
+    if rule.rule == "last_agent_half_life":
+        agent = agent.map(lambda c: m.concepts[c].half_life_days)
+    out.values[f] = agent.astype(object)
+
+
+def _exposures(g, rule: FieldRule, sd, m, out: _Out) -> tuple[pd.DataFrame, pd.Series]:
+    """(doses given on or before the screening date, with their date in ``v``;
+    the patients with only recorded negatives → the resource)."""
     f = rule.field
     g = g[g["rtype"].isin(_EXPOSURE_TYPES)]
     taken = pd.Series(False, g.index)
@@ -357,23 +486,7 @@ def _exposure_rule(g, rule: FieldRule, sd, m, out: _Out) -> None:
     undated = g[taken & g["day"].isna()]
     out.report(undated, f, "no date: not used")
     neg = g[negative & ~g["pid"].isin(given["pid"])].drop_duplicates("pid")
-    neg = neg.set_index("pid")["ref"]
-    if rule.rule == "ever":
-        yes = given.drop_duplicates("pid").set_index("pid")["ref"]
-        values = pd.concat([pd.Series(True, yes.index), pd.Series(False, neg.index)])
-        out.put(f, values.astype(object), pd.concat([yes, neg]))
-        return
-    last = given.assign(day=given["v"])
-    if rule.rule == "last_date":
-        day, ref = _by_pid(last, "day", "max")
-        out.put(f, day.astype(object), ref)
-        return
-    d = last.assign(v=last["concept"].map(lambda c: rule.concepts.index(c)))
-    v = _pick_latest(d, out, f, lambda rows: rows["ref"] + " " + rows["concept"])
-    agent = v.map(lambda k: rule.concepts[int(k)])
-    if rule.rule == "last_agent_half_life":
-        agent = agent.map(lambda c: m.concepts[c].half_life_days)
-    out.values[f] = agent.astype(object)
+    return given, neg.set_index("pid")["ref"]
 
 
 # --- patients and the whole selection ---
@@ -429,9 +542,10 @@ def _unmapped(facts: pd.DataFrame, m: FhirMapping, out: _Out) -> pd.DataFrame:
         "code " + _text(facts["code"][none]) + " is not in the mapping",
     )
     facts = facts[~none]
-    allowed = facts["concept"].map(lambda c: m.concepts[c].resources)
-    fits = [r in a for r, a in zip(facts["rtype"], allowed, strict=True)]
-    wrong = ~np.asarray(fits, dtype=bool)
+    wrong = pd.Series(False, facts.index)
+    for rtype in facts["rtype"].unique():
+        read_from = [c for c, con in m.concepts.items() if rtype in con.resources]
+        wrong |= (facts["rtype"] == rtype) & ~facts["concept"].isin(read_from)
     out.report(
         facts[wrong],
         None,
@@ -463,17 +577,16 @@ def select(
     out.report(orphans, None, "no Patient resource for this subject")
     facts = _unmapped(facts[facts["pid"] >= 0], m, out)
     by_concept = dict(tuple(facts.groupby("concept", sort=False)))
-    specs = field_specs()
     empty = facts.iloc[:0]
-    for name, rule in m.fields.items():
-        if rule.rule == "regimen_since":
+    latest = [r for r in m.fields.values() if r.rule == "latest"]
+    _latest_all(by_concept, latest, sd, m, out)
+    for rule in m.fields.values():
+        if rule.rule in ("regimen_since", "latest"):
             continue
         parts = [by_concept[c] for c in rule.concepts if c in by_concept]
         g = pd.concat(parts) if parts else empty
         family = _RULE_FAMILY[rule.rule]
-        if family == "latest":
-            _latest(g, rule, specs[name], sd, m, out)
-        elif family == "finding":
+        if family == "finding":
             _finding(g, rule, sd, m, out)
         elif family == "condition":
             _condition_rule(g, rule, sd, m, out)
@@ -491,9 +604,13 @@ def _assemble(out: _Out, m: FhirMapping, names: pd.Index) -> Selected:
     carried = m.carried()
 
     def frame(parts: dict[str, pd.Series]) -> pd.DataFrame:
-        empty = pd.Series(dtype=object)
-        cols = {f: parts.get(f, empty).reindex(out.pids).to_numpy() for f in carried}
-        return pd.DataFrame(cols, index=names).astype(object)
+        cols = {}
+        for f in carried:
+            col = np.full(len(names), None, dtype=object)
+            if f in parts and len(parts[f]):
+                col[parts[f].index.to_numpy(np.int64)] = parts[f].to_numpy(object)
+            cols[f] = col
+        return pd.DataFrame(cols, index=names, dtype=object)
 
     values = frame(out.values)
     provenance = frame(out.refs).where(values.notna().to_numpy(), None)

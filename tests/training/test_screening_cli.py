@@ -79,3 +79,42 @@ def test_population_screening_uses_the_models_gate(trained, small_config) -> Non
     assert {"above", "below", "undetermined"} <= set(result["gate"])
     undetermined = result["gate"] == "undetermined"
     assert (result.loc[undetermined, "status"] == "needs_review").all()
+
+
+def test_screen_reads_a_fhir_bulk_export(trained, tmp_path) -> None:
+    """`cohort --format fhir-ndjson` → `screen --input DIR`: the same CSVs as
+    screening the table the export reads as, plus the unused resources."""
+    from datetime import date
+
+    from data_schema.fhir.bulk import read_bulk
+
+    folder = tmp_path / "bulk"
+    runner = CliRunner()
+    made = runner.invoke(
+        app,
+        ["cohort", "--n", "400", "--seed", "5", "--format", "fhir-ndjson",
+         "--out", str(folder)],
+    )  # fmt: skip
+    assert made.exit_code == 0, made.output
+    assert {"Patient.ndjson", "Observation.ndjson"} <= {
+        p.name for p in folder.iterdir()
+    }
+    table = tmp_path / "as_table.parquet"
+    read_bulk(folder, date(2026, 12, 1)).cohort.to_parquet(table)
+    for source, out in ((folder, tmp_path / "a"), (table, tmp_path / "b")):
+        result = runner.invoke(
+            app,
+            ["screen", "--input", str(source), "--screening-date", "2026-12-01",
+             "--out", str(out), "--no-progress"],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "a" / "screening.csv"),
+        pd.read_csv(tmp_path / "b" / "screening.csv"),
+    )
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "a" / "attrition.csv"),
+        pd.read_csv(tmp_path / "b" / "attrition.csv"),
+    )
+    problems = pd.read_csv(tmp_path / "a" / "fhir_problems.csv")
+    assert list(problems.columns) == ["pid", "resource", "field", "why"]
