@@ -75,7 +75,8 @@ def read_bulk(
             facts.append(flat.facts)
             patients.append(flat.patients)
             problems += flat.problems
-            counts[rtype] = counts.get(rtype, 0) + len(flat.facts) + len(flat.patients)
+            read = len(facts[-1]) + len(flat.patients)
+            counts[rtype] = counts.get(rtype, 0) + read
             if progress:
                 progress(size)
     chosen = select(

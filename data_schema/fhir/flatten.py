@@ -159,9 +159,31 @@ _SCHEMAS = {
 class Flat:
     """One block of resources of one type, flattened."""
 
-    facts: pd.DataFrame  # FACT_COLUMNS, one row per non-Patient resource
+    columns: dict[str, np.ndarray] | None  # FACT_COLUMNS; None for Patient blocks
     patients: pd.DataFrame  # pid, ref, gender, birth (Patient resources only)
     problems: list[tuple[str, str, str | None, str]]  # (pid, resource, field, why)
+
+    @property
+    def facts(self) -> pd.DataFrame:
+        """One row per non-Patient resource (FACT_COLUMNS)."""
+        return _empty_facts() if self.columns is None else pd.DataFrame(self.columns)
+
+    def rows(self) -> list[dict]:
+        """The same rows as plain dicts, dates as ``datetime.date`` or None — for one
+        patient, where building a DataFrame would cost more than the rules."""
+        if self.columns is None:
+            return []
+        cols = {}
+        for name, col in self.columns.items():
+            if col.dtype.kind == "M":
+                col = col.astype(object)  # datetime.date; NaT becomes None
+            elif col.dtype.kind == "f":
+                col = np.where(np.isnan(col), None, col).astype(object)
+            cols[name] = col.tolist()
+        return [
+            dict(zip(cols, values, strict=True))
+            for values in zip(*cols.values(), strict=True)
+        ]
 
 
 # --- Arrow helpers ---
@@ -418,7 +440,7 @@ _EXTRACT = {
 }
 
 
-def _facts(t: pa.Table, rtype: str, m: FhirMapping, lines: np.ndarray) -> pd.DataFrame:
+def _facts(t: pa.Table, rtype: str, m: FhirMapping, lines: np.ndarray) -> dict:
     extract, subject = _EXTRACT[rtype]
     cols = extract(t, m)
     pid, ref = _ids(t, rtype, subject, lines)
@@ -440,7 +462,7 @@ def _facts(t: pa.Table, rtype: str, m: FhirMapping, lines: np.ndarray) -> pd.Dat
             frame[name] = np.full(n, np.nan)
         else:
             frame[name] = np.full(n, None, dtype=object)
-    return pd.DataFrame(frame)
+    return frame
 
 
 def _patients(t: pa.Table, lines: np.ndarray) -> pd.DataFrame:
@@ -512,7 +534,7 @@ def flatten_ndjson(data: bytes, rtype: str, m: FhirMapping, offset: int = 0) -> 
             )
         table, lines = table.filter(pa.array(~wrong)), lines[~wrong]
     if rtype == "Patient":
-        return Flat(_empty_facts(), _patients(table, lines), problems)
+        return Flat(None, _patients(table, lines), problems)
     return Flat(_facts(table, rtype, m, lines), _empty_patients(), problems)
 
 

@@ -11,7 +11,7 @@ means two things.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -104,9 +104,13 @@ class FhirMapping:
     positive: frozenset[str]  # system|code of coded positive results
     negative: frozenset[str]
 
+    @cached_property
+    def _index(self) -> dict[str, str]:
+        return {c.key: name for name, con in self.concepts.items() for c in con.codes}
+
     def code_index(self) -> dict[str, str]:
         """``system|code`` → concept name, for every code of every concept."""
-        return {c.key: name for name, con in self.concepts.items() for c in con.codes}
+        return self._index
 
     def carried(self) -> tuple[str, ...]:
         """Record fields FHIR carries, in record order."""

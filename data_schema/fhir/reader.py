@@ -20,6 +20,7 @@ import pandas as pd
 
 from data_schema.fhir.flatten import READ_TYPES, flatten_ndjson
 from data_schema.fhir.mapping import FhirMapping, load_mapping
+from data_schema.fhir.rows import fhir_day, resource_rows, select_rows
 from data_schema.fhir.select import select
 from data_schema.fields import field_specs
 
@@ -130,6 +131,7 @@ def read_patient(
     *,
     validate: bool = True,
     mapping: FhirMapping | None = None,
+    engine: str = "rows",
 ) -> FhirReading:
     """Read one patient's FHIR R4 resources into PatientRecord fields.
 
@@ -140,6 +142,9 @@ def read_patient(
         validate: check each resource against the FHIR R4B models first (a resource
             that fails is reported and not used).
         mapping: the mapping (default: ``mapping.yaml``).
+        engine: ``rows`` (the rules row by row: ~1 ms for a patient) or
+            ``columns`` (the registry's column-wise rules on a table of one row);
+            the two give the same answer (tested).
 
     Returns:
         The record's fields (those FHIR carries and the resources hold), a problem
@@ -154,27 +159,47 @@ def read_patient(
         if not found:
             return FhirReading({}, problems)
     pid = found[0].get("id") or "patient"
+    if engine == "rows":
+        patient = {
+            "pid": pid,
+            "ref": f"Patient/{found[0]['id']}"
+            if found[0].get("id")
+            else "Patient line 1",
+            "gender": found[0].get("gender"),
+            "birth": fhir_day(found[0].get("birthDate")),
+        }
+        values, provenance, found_problems = select_rows(
+            resource_rows(by_type, m), patient, screening_date, m
+        )
+        problems += [Problem(ref, why, fld) for ref, fld, why in found_problems]
+    else:
+        values, provenance = _columns(by_type, pid, screening_date, m, problems)
+    specs = field_specs()
+    record = {k: _plain(v, specs[k].kind) for k, v in values.items() if not _missing(v)}
+    return FhirReading(record, problems, {k: provenance[k] for k in record})
+
+
+def _columns(by_type, pid: str, screening_date: date, m, problems: list) -> tuple:
+    """The registry's column-wise path on a table of one patient."""
     flats = [
         flatten_ndjson("\n".join(json.dumps(r) for r in rs).encode() + b"\n", rtype, m)
         for rtype, rs in by_type.items()
     ]
-    facts = pd.concat([f.facts for f in flats], ignore_index=True)
-    facts["pid"] = pid  # one patient: references may be urn:uuid, relative or absent
+    # one patient: the subject references may be urn:uuid, relative or absent
     patients = pd.concat([f.patients for f in flats], ignore_index=True).iloc[:1]
     patients["pid"] = pid
-    chosen = select(facts, patients, screening_date, m)
     for f in flats:
         problems += [Problem(where, why, fld) for _, where, fld, why in f.problems]
+    facts = pd.concat([f.facts for f in flats], ignore_index=True)
+    facts["pid"] = pid
+    chosen = select(facts, patients, screening_date, m)
     problems += [
         Problem(p.resource, p.why, None if pd.isna(p.field) else p.field)
         for p in chosen.problems.itertuples(index=False)
     ]
-    specs = field_specs()
-    row = chosen.values.iloc[0]
-    refs = chosen.provenance.iloc[0]
-    record = {k: _plain(v, specs[k].kind) for k, v in row.items() if not _missing(v)}
-    provenance = {k: str(refs[k]) for k in record if not _missing(refs[k])}
-    return FhirReading(record, problems, provenance)
+    row, refs = chosen.values.iloc[0], chosen.provenance.iloc[0]
+    values = {k: v for k, v in row.items() if not _missing(v)}
+    return values, {k: str(refs[k]) for k in values if not _missing(refs[k])}
 
 
 def _missing(v: Any) -> bool:

@@ -338,7 +338,9 @@ def _condition_rule(g, rule: FieldRule, sd, m, out: _Out) -> None:
             source[ev.str.contains(concept, regex=False)] = category
         # a biopsy anywhere beats a coded diagnosis: sort so that it comes first
         order = (source != rule.otherwise).astype(int)
-        picked = pos.assign(v=source, o=order).sort_values("o", ascending=False)
+        picked = pos.assign(v=source, o=order).sort_values(
+            "o", ascending=False, kind="stable"
+        )
         picked = picked.drop_duplicates("pid").set_index("pid")
         out.put(f, picked["v"], picked["ref"])
     else:  # condition_evidence

@@ -55,8 +55,18 @@ def statement(rid: str, rxcui: str, status: str, mg: float | None = None, **extr
     return r
 
 
-def read(*resources, **kw):
-    return read_patient([PATIENT, *resources], DAY0, **kw)
+@pytest.fixture(params=["rows", "columns"])
+def engine(request) -> str:
+    """Every reader test runs through both implementations of the rules."""
+    return request.param
+
+
+@pytest.fixture
+def read(engine):
+    def read(*resources, **kw):
+        return read_patient([PATIENT, *resources], DAY0, engine=engine, **kw)
+
+    return read
 
 
 def test_mapping_covers_every_record_field_once():
@@ -95,14 +105,14 @@ WORKED = [
 
 
 @pytest.mark.parametrize(("field", "code", "value", "unit", "expected"), WORKED)
-def test_unit_conversion_worked_values(field, code, value, unit, expected):
+def test_unit_conversion_worked_values(field, code, value, unit, expected, read):
     reading = read(obs("o1", code, value, unit))
     assert reading.record[field] == pytest.approx(expected, rel=1e-9)
     assert reading.provenance[field] == "Observation/o1"
     PatientRecord.model_validate(reading.record)
 
 
-def test_unknown_unit_is_reported_and_not_used():
+def test_unknown_unit_is_reported_and_not_used(read):
     reading = read(obs("o1", "4485-9", 72.0, "mg/mL"), obs("o2", "4498-2", 0.2, "g/L"))
     assert "c3_g_l" not in reading.record
     assert reading.record["c4_g_l"] == 0.2  # the rest is still used
@@ -111,7 +121,7 @@ def test_unknown_unit_is_reported_and_not_used():
     assert "unit mg/mL not accepted" in p.why
 
 
-def test_reference_range_gives_the_upper_limit_in_the_record_unit():
+def test_reference_range_gives_the_upper_limit_in_the_record_unit(read):
     high = {"high": {"value": 1.1, "code": "mg/dL", "system": UCUM}}
     reading = read(obs("o1", "2160-0", 0.8, "mg/dL", referenceRange=[high]))
     assert reading.record["creatinine_uln_umol_l"] == pytest.approx(97.24)
@@ -120,13 +130,13 @@ def test_reference_range_gives_the_upper_limit_in_the_record_unit():
 @pytest.mark.parametrize(
     ("days_ago", "used"), [(0, True), (180, True), (181, False), (-1, False)]
 )
-def test_look_back_window_of_c3_is_180_days(days_ago, used):
+def test_look_back_window_of_c3_is_180_days(days_ago, used, read):
     reading = read(obs("o1", "4485-9", 0.7, "g/L", days_ago=days_ago))
     assert ("c3_g_l" in reading.record) is used
     assert not reading.problems  # outside the window is not a problem
 
 
-def test_most_recent_result_wins():
+def test_most_recent_result_wins(read):
     reading = read(
         obs("old", "4485-9", 0.9, "g/L", days_ago=40),
         obs("new", "4485-9", 65.0, "mg/dL", days_ago=5),
@@ -135,7 +145,7 @@ def test_most_recent_result_wins():
     assert reading.provenance["c3_g_l"] == "Observation/new"
 
 
-def test_conflicting_results_on_one_day_leave_the_field_unknown():
+def test_conflicting_results_on_one_day_leave_the_field_unknown(read):
     reading = read(
         obs("a", "4485-9", 0.9, "g/L", days_ago=5),
         obs("b", "4485-9", 0.6, "g/L", days_ago=5),
@@ -146,7 +156,7 @@ def test_conflicting_results_on_one_day_leave_the_field_unknown():
     assert all("conflicting results on 2026-11-26" in p.why for p in reading.problems)
 
 
-def test_the_same_result_twice_in_two_units_is_no_conflict():
+def test_the_same_result_twice_in_two_units_is_no_conflict(read):
     reading = read(
         obs("a", "4485-9", 0.9, "g/L", days_ago=5),
         obs("b", "4485-9", 90.0, "mg/dL", days_ago=5),
@@ -155,7 +165,7 @@ def test_the_same_result_twice_in_two_units_is_no_conflict():
     assert not reading.problems
 
 
-def test_bad_resources_are_reported_one_by_one_and_the_rest_used():
+def test_bad_resources_are_reported_one_by_one_and_the_rest_used(read):
     no_status = obs("nostatus", "4498-2", 0.2, "g/L")
     del no_status["status"]
     reading = read(
@@ -176,19 +186,19 @@ def test_bad_resources_are_reported_one_by_one_and_the_rest_used():
     assert {"c4_g_l", "hemoglobin_g_l"}.isdisjoint(reading.record)
 
 
-def test_out_of_range_value_is_reported_not_clipped():
+def test_out_of_range_value_is_reported_not_clipped(read):
     reading = read(obs("o1", "4485-9", 900.0, "g/L"))
     assert "c3_g_l" not in reading.record
     assert "is not a valid value" in reading.problems[0].why
 
 
-def test_patient_without_known_sex_is_reported():
-    reading = read_patient([{**PATIENT, "gender": "unknown"}], DAY0)
+def test_patient_without_known_sex_is_reported(engine):
+    reading = read_patient([{**PATIENT, "gender": "unknown"}], DAY0, engine=engine)
     assert "sex" not in reading.record
     assert reading.problems[0].field == "sex"
 
 
-def test_medications_current_dose_and_stable_since():
+def test_medications_current_dose_and_stable_since(read):
     reading = read(
         statement(
             "hcq", "5521", "active", 200, effectivePeriod={"start": "2026-03-01"}
@@ -207,7 +217,7 @@ def test_medications_current_dose_and_stable_since():
     PatientRecord.model_validate(r)
 
 
-def test_exposure_needs_a_recorded_negative_to_be_false():
+def test_exposure_needs_a_recorded_negative_to_be_false(read):
     nothing = read()
     assert "ivig_ever" not in nothing.record  # absence stays unknown
     refused = {
