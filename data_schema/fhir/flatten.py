@@ -186,7 +186,7 @@ class Flat:
         ]
 
 
-# --- Arrow helpers ---
+# --- reading nested Arrow columns ---
 def _get(table: pa.Table, path: str) -> pa.Array:
     """A nested element (``a.b.c``) as one array; null where any step is null."""
     first, *rest = path.split(".")
