@@ -256,3 +256,47 @@ def test_risk_assessment_is_valid_fhir():
             model_version="1",
             occurrence=DAY0,
         )
+
+
+def test_two_current_agents_or_last_doses_on_one_day_are_a_conflict(read):
+    administration = {
+        "resourceType": "MedicationAdministration",
+        "status": "completed",
+        "subject": {"reference": "Patient/p1"},
+        "effectiveDateTime": "2026-06-01",
+    }
+    reading = read(
+        statement("aza", "1256", "active", effectivePeriod={"start": "2026-01-01"}),
+        statement("mtx", "6851", "active", effectivePeriod={"start": "2026-02-01"}),
+        {
+            **administration,
+            "id": "rtx",
+            "medicationCodeableConcept": {
+                "coding": [{"system": RXNORM, "code": "121191"}]
+            },
+        },
+        {
+            **administration,
+            "id": "bel",
+            "medicationCodeableConcept": {
+                "coding": [{"system": "http://www.whocc.no/atc", "code": "L04AG04"}]
+            },
+        },
+    )
+    r = reading.record
+    assert r["immunosuppressant_current"] is True
+    assert "immunosuppressant_name" not in r  # which one is current is ambiguous
+    assert r["immunosuppressant_dose_unchanged_since"] == date(2026, 2, 1)
+    assert r["b_cell_therapy_ever"] is True
+    assert r["b_cell_therapy_last_date"] == date(2026, 6, 1)
+    assert "b_cell_therapy_agent" not in r
+    assert "b_cell_therapy_half_life_days" not in r
+    conflicts = {(p.resource, p.field) for p in reading.problems}
+    assert conflicts == {
+        ("MedicationStatement/aza", "immunosuppressant_name"),
+        ("MedicationStatement/mtx", "immunosuppressant_name"),
+        ("MedicationAdministration/rtx", "b_cell_therapy_agent"),
+        ("MedicationAdministration/bel", "b_cell_therapy_agent"),
+        ("MedicationAdministration/rtx", "b_cell_therapy_half_life_days"),
+        ("MedicationAdministration/bel", "b_cell_therapy_half_life_days"),
+    }
