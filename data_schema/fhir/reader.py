@@ -261,9 +261,11 @@ def risk_assessment(
             ],
             "text": f"{model_name} version {model_version}",
         },
-        "basis": [{"reference": ref} for ref in basis],
         "prediction": [prediction],
         "note": [{"text": "Research screening support, not a diagnostic device."}],
     }
+    refs = [{"reference": ref} for ref in basis]
+    if refs:  # FHIR JSON has no empty arrays
+        resource["basis"] = refs
     RiskAssessment.model_validate(resource)
     return resource

@@ -247,6 +247,15 @@ def test_risk_assessment_is_valid_fhir():
     assert float(prediction.probabilityDecimal) == 0.63
     assert float(prediction.whenRange.high.value) == 2
     assert [b.reference for b in parsed.basis] == ["Observation/o1", "Condition/c1"]
+    alone = risk_assessment(
+        0.2,
+        patient_id="p1",
+        basis=[],
+        model_name="ln-risk",
+        model_version="3",
+        occurrence=DAY0,
+    )
+    assert "basis" not in alone  # no empty arrays in FHIR JSON
     with pytest.raises(ValueError, match="probability"):
         risk_assessment(
             1.2,
