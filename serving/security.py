@@ -2,7 +2,9 @@
 
 * ``LNRISK_API_KEY`` set → every endpoint except the health probes and metrics
   requires ``Authorization: Bearer <key>`` (or ``X-API-Key``); a missing or wrong key
-  gets 401 with no detail.
+  gets 401 with no detail. The CDS Hooks paths (``/cds-services…``) also accept a
+  CDS client's signed JWT instead, and require one of the two when
+  ``LNRISK_CDS_JWKS`` is set (see :mod:`serving.cds_auth`).
 * ``LNRISK_AUDIT_LOG`` (default ``$LNRISK_HOME/audit/audit.jsonl``) receives one JSON
   line per request: time, request id, endpoint, model version, number of patients, a
   salted SHA-256 of the input, and the outcome counts — never identifiers or values.
@@ -29,6 +31,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from serving.cds_auth import client_token_accepted
+
+CDS_PATH = "/cds-services"  # CDS Hooks: also open to a CDS client's signed JWT
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics"})
 _BENTOML_HTTP_LOGGER = "bentoml._internal.server.http_app"
 
@@ -48,7 +53,10 @@ class APIKeyMiddleware:
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         api_key = self.api_key
-        if scope["type"] != "http" or not api_key or scope.get("path") in OPEN_PATHS:
+        path = scope.get("path") or ""
+        cds = path == CDS_PATH or path.startswith(CDS_PATH + "/")
+        secured = api_key or (cds and os.environ.get("LNRISK_CDS_JWKS"))
+        if scope["type"] != "http" or not secured or path in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
@@ -56,12 +64,56 @@ class APIKeyMiddleware:
         auth = headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
             offered = auth[7:].strip()
-        if offered and hmac.compare_digest(offered, api_key):
+        if offered and api_key and hmac.compare_digest(offered, api_key):
+            await self.app(scope, receive, send)
+            return
+        if offered and cds and client_token_accepted(scope, offered):
             await self.app(scope, receive, send)
             return
         await _send_json(
             send, 401, b'{"error":"unauthorized"}', [(b"www-authenticate", b"Bearer")]
         )
+
+
+#: Request bodies the service reads. Anything else gets 415 before it is parsed
+#: (BentoML would otherwise hand multipart and form bodies to a form parser that
+#: fails with 500, and unpickle application/vnd.bentoml+pickle).
+ACCEPTED_MEDIA_TYPES = ("application/json", "application/fhir+json")
+
+
+class ContentTypeMiddleware:
+    """ASGI middleware: a request body must be JSON (plain or FHIR), else 415.
+
+    A request without a body (GET, or an empty POST) passes whatever it declares.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-type", b"").decode("latin-1")
+        media = declared.split(";")[0].strip().lower()
+        length = headers.get(b"content-length", b"0")
+        bodiless = b"transfer-encoding" not in headers and length.strip() in (
+            b"0",
+            b"",
+        )
+        if media in ACCEPTED_MEDIA_TYPES or (not media and bodiless):
+            await self.app(scope, receive, send)
+            return
+        body = json.dumps(
+            {
+                "error": "unsupported media type",
+                "content_type": declared[:100] or None,
+                "accepted": list(ACCEPTED_MEDIA_TYPES),
+            }
+        ).encode()
+        accept = ", ".join(ACCEPTED_MEDIA_TYPES).encode()
+        await _send_json(send, 415, body, [(b"accept-post", accept)])
 
 
 DEFAULT_MAX_BODY_MB = 32.0

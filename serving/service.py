@@ -52,6 +52,7 @@ from eligibility import (
     load_criteria,
     screen_patients,
 )
+from serving import cds_hooks
 from serving.connections import ConnectionRecycleMiddleware
 from serving.fhir import FhirBundle, FhirScreening, fhir_answer, read_bundle
 from serving.schemas import (
@@ -69,6 +70,7 @@ from serving.security import (
     APIKeyMiddleware,
     AuditLog,
     BodySizeLimitMiddleware,
+    ContentTypeMiddleware,
     install_log_redaction,
 )
 
@@ -526,8 +528,12 @@ def _json_response(payload: dict) -> Response:
     return Response(pydantic_core.to_json(payload), media_type="application/json")
 
 
-# Both answer before the body is parsed: 401 without a key, 413 when too large.
+# All answer before the body is parsed: 401 without a key (or a CDS client's JWT),
+# 415 for a body that is not JSON, 413 when too large.
 LNRiskService.add_asgi_middleware(APIKeyMiddleware)
+LNRiskService.add_asgi_middleware(ContentTypeMiddleware)
 LNRiskService.add_asgi_middleware(BodySizeLimitMiddleware)
+# CDS Hooks (GET /cds-services, POST /cds-services/{id}[/feedback]) beside the API.
+LNRiskService.mount_asgi_app(cds_hooks.app, path="/")
 # Every 100th answer on a connection closes it, so clients spread over the workers.
 LNRiskService.add_asgi_middleware(ConnectionRecycleMiddleware)

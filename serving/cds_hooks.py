@@ -1,0 +1,471 @@
+"""HL7 CDS Hooks 2.0 for the screening: discovery, ``patient-view`` and feedback.
+
+An EHR discovers the service at ``GET /cds-services``, calls ``POST
+/cds-services/{id}`` when a chart is opened (``patient-view``) with the patient's
+FHIR resources in ``prefetch``, and gets *cards* back: the 2-year lupus nephritis
+risk, the three-valued gate and the trial's decision, with the criteria that
+decided it. ``POST /cds-services/{id}/feedback`` records what the clinician did
+with a card (accepted / overridden) in the audit log, without patient data.
+
+The rules a card states come from the same ``screen`` as ``POST /screen``; the
+record is read from FHIR by :func:`data_schema.fhir.read_patient`. A request whose
+prefetch lacks a template's data (and names no FHIR server to fetch it from) gets a
+card saying what is missing, never an error: missing data is never read as absent
+history.
+
+Specification: https://cds-hooks.hl7.org/2.0/ (discovery, request, cards,
+feedback; the JWT that authenticates the client is checked by
+:mod:`serving.cds_auth`). Research screening support, not a diagnostic device.
+"""
+
+# The wire format's member names are the specification's (camelCase).
+# ruff: noqa: N815
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any, Literal
+
+from fastapi import FastAPI, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from data_schema import field_specs
+from serving.schemas import DISCLAIMER
+from serving.security import BODY_DIGEST_KEY, CDS_PATH
+
+if TYPE_CHECKING:
+    from eligibility import Decision
+
+#: The one hook this service answers.
+HOOK = "patient-view"
+SUMMARY_MAX = 140  # characters; the specification says "<140"
+
+
+class _Open(BaseModel):
+    """A CDS Hooks object: unknown members (extensions) are allowed and kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class CdsService(_Open):
+    """One entry of the discovery document."""
+
+    hook: str = Field(description="The hook this service answers.")
+    id: str = Field(description="The {id} of POST /cds-services/{id}.")
+    title: str | None = None
+    description: str
+    prefetch: dict[str, str] | None = Field(
+        default=None,
+        description="Prefetch templates: key → FHIR query with {{context.patientId}}.",
+    )
+    usageRequirements: str | None = None
+
+
+class Discovery(_Open):
+    """``GET /cds-services``: the services this server offers."""
+
+    services: list[CdsService]
+
+
+class HookContext(_Open):
+    """The ``patient-view`` context: who looks at which chart."""
+
+    userId: str = Field(description="The user: Practitioner/123, PractitionerRole/…")
+    patientId: str = Field(description="The FHIR id of the patient in view.")
+    encounterId: str | None = None
+
+
+class FhirAuthorization(_Open):
+    """The bearer token the service may use on the client's FHIR server."""
+
+    access_token: str
+    token_type: Literal["Bearer"]
+    expires_in: int
+    scope: str
+    subject: str
+
+
+class HookRequest(_Open):
+    """``POST /cds-services/{id}``: one hook call."""
+
+    hook: str = Field(description="Must be patient-view.")
+    hookInstance: uuid.UUID = Field(description="A UUID for this call.")
+    fhirServer: str | None = Field(
+        default=None, description="Base URL of the client's FHIR server."
+    )
+    fhirAuthorization: FhirAuthorization | None = None
+    context: HookContext
+    prefetch: dict[str, dict[str, Any] | None] | None = Field(
+        default=None,
+        description="The discovery's templates filled in: a resource or a Bundle "
+        "per key (null: the client could not fetch it).",
+    )
+
+
+class Coding(_Open):
+    code: str
+    system: str | None = None
+    display: str | None = None
+
+
+class Source(_Open):
+    label: str = Field(description="Who says so: model and criteria versions.")
+    url: str | None = None
+    topic: Coding | None = None
+
+
+class Link(_Open):
+    label: str
+    url: str
+    type: Literal["absolute", "smart"]
+
+
+class Card(_Open):
+    """One card: the summary an EHR shows, and the detail behind it."""
+
+    uuid: str = Field(description="Identifies the card in feedback.")
+    summary: str = Field(max_length=SUMMARY_MAX - 1)
+    indicator: Literal["info", "warning", "critical"]
+    source: Source
+    detail: str | None = Field(default=None, description="GitHub-flavoured Markdown.")
+    overrideReasons: list[Coding] | None = None
+    links: list[Link] | None = None
+
+
+class HookResponse(_Open):
+    cards: list[Card]
+
+
+class OverrideReason(_Open):
+    reason: Coding | None = None
+    userComment: str | None = None
+
+
+class CardFeedback(_Open):
+    card: str = Field(description="The uuid of the card.")
+    outcome: Literal["accepted", "overridden"]
+    acceptedSuggestions: list[dict[str, Any]] | None = None
+    overrideReason: OverrideReason | None = None
+    outcomeTimestamp: str
+
+
+class Feedback(_Open):
+    """``POST /cds-services/{id}/feedback``: what the user did with cards."""
+
+    feedback: list[CardFeedback] = Field(min_length=1)
+
+
+#: Why a clinician may set a card aside; feedback reports which one was chosen.
+OVERRIDE_REASON_SYSTEM = "urn:lnrisk:cds:override-reason"
+OVERRIDE_REASONS = (
+    ("already-screened", "Already screened for this trial"),
+    ("not-appropriate", "Trial not appropriate for this patient"),
+    ("data-outdated", "The chart's data are out of date"),
+)
+
+
+def service_id(trial_id: str) -> str:
+    """The service's {id}: one screening service per criteria file's trial."""
+    return f"{trial_id.lower()}-ln-risk"
+
+
+def prefetch_templates(loinc_codes: list[str]) -> dict[str, str]:
+    """What the screening reads, as CDS Hooks prefetch templates.
+
+    Observations are asked for by LOINC code (the codes the FHIR mapping reads), so
+    a client sends the labs the model and the criteria use and nothing else.
+    """
+    patient = "{{context.patientId}}"
+    codes = ",".join(f"http://loinc.org|{code}" for code in loinc_codes)
+    observations = f"Observation?patient={patient}"
+    if codes:
+        observations += f"&code={codes}"
+    return {
+        "patient": f"Patient/{patient}",
+        "conditions": f"Condition?patient={patient}",
+        "observations": observations,
+        "medicationRequests": f"MedicationRequest?patient={patient}",
+        "medicationStatements": f"MedicationStatement?patient={patient}",
+        "immunizations": f"Immunization?patient={patient}",
+    }
+
+
+def discovery(trial_id: str, loinc_codes: list[str]) -> Discovery:
+    """The discovery document: one ``patient-view`` service."""
+    return Discovery(
+        services=[
+            CdsService(
+                hook=HOOK,
+                id=service_id(trial_id),
+                title=f"Lupus nephritis risk and {trial_id} screening",
+                description=(
+                    "2-year risk of new-onset lupus nephritis (calibrated model), "
+                    f"the > 50 % risk gate and the {trial_id} eligibility criteria, "
+                    "with what to obtain when data are missing. " + DISCLAIMER
+                ),
+                prefetch=prefetch_templates(loinc_codes),
+                usageRequirements="Send the prefetch, or a fhirServer the service "
+                "may read with the fhirAuthorization given.",
+            )
+        ]
+    )
+
+
+def prefetch_gaps(request: HookRequest, templates: dict[str, str]) -> list[str]:
+    """The prefetch keys the client did not fill (absent or null)."""
+    sent = request.prefetch or {}
+    return [key for key in templates if sent.get(key) is None]
+
+
+def prefetch_resources(prefetch: dict[str, dict[str, Any] | None]) -> list[dict]:
+    """Every resource of the prefetch: single resources and searchset entries."""
+    resources: list[dict] = []
+    for value in prefetch.values():
+        if not value:
+            continue
+        if value.get("resourceType") == "Bundle":
+            resources.extend(
+                e["resource"]
+                for e in value.get("entry") or []
+                if isinstance(e, dict) and isinstance(e.get("resource"), dict)
+            )
+        else:
+            resources.append(value)
+    return resources
+
+
+def field_label(name: str) -> str:
+    """A record field as a clinician reads it: 'Complement C3', not 'c3_g_l'."""
+    spec = field_specs().get(name)
+    if spec is None:
+        return name
+    return spec.description.split(" (")[0].split(";")[0].rstrip(".")
+
+
+def _shorten(items: list[str], room: int) -> str:
+    """As many items as fit in ``room`` characters, then '+N more'."""
+    shown: list[str] = []
+    for i, item in enumerate(items):
+        tail = f" +{len(items) - i - 1} more" if i < len(items) - 1 else ""
+        if len(", ".join([*shown, item]) + tail) > room:
+            return ", ".join(shown) + f" +{len(items) - len(shown)} more"
+        shown.append(item)
+    return ", ".join(shown)
+
+
+def to_obtain(decision: Decision) -> list[str]:
+    """What to measure or record, gate predictors first, without repeats."""
+    return list(dict.fromkeys([*decision.gate_to_obtain, *decision.missing_fields]))
+
+
+def summary(decision: Decision, trial_id: str) -> str:
+    """The card's one line (< 140 characters)."""
+    head = f"LN 2-year risk {decision.risk:.0%}".replace("%", " %") + f" — {trial_id} "
+    if decision.status == "eligible":
+        line = head + "candidate: confirm at the screening visit"
+    elif decision.status == "ineligible":
+        why = "risk below the gate" if decision.gate == "below" else "excluded"
+        failing = [v.id for v in decision.verdicts if _fails(v)]
+        line = head + f"not eligible: {why}"
+        if failing and decision.gate != "below":
+            line += " (" + _shorten(failing, SUMMARY_MAX - 4 - len(line)) + ")"
+    else:
+        line = head + "candidate: "
+        labels = [field_label(f) for f in to_obtain(decision)]
+        if labels:
+            line += "obtain " + _shorten(labels, SUMMARY_MAX - 9 - len(line))
+        else:
+            line += "review " + _shorten(list(decision.to_confirm), 100)
+    return line[: SUMMARY_MAX - 1]
+
+
+def _fails(verdict: Any) -> bool:
+    """The verdict rules the patient out (an inclusion not met, an exclusion met)."""
+    failing = "not_met" if verdict.kind == "inclusion" else "met"
+    return verdict.verdict == failing
+
+
+INDICATOR = {"eligible": "warning", "needs_review": "info", "ineligible": "info"}
+
+
+def _risk_line(decision: Decision, gate: float) -> str:
+    low, high = decision.risk_range
+    spread = "" if low == high else f" (plausible {low:.0%}–{high:.0%})"
+    return (
+        f"**2-year lupus nephritis risk {decision.risk:.0%}**{spread}; the gate "
+        f"(risk > {gate:.0%}) is **{decision.gate}**."
+    )
+
+
+def detail(decision: Decision, gate: float, problems: list[str]) -> str:
+    """The card's Markdown: risk and gate, the deciding criteria, what to obtain,
+    and what in the chart could not be read."""
+    lines = [_risk_line(decision, gate), "", f"Decision: **{decision.status}**."]
+    deciding = [v for v in decision.verdicts if _fails(v)] or [
+        v for v in decision.verdicts if v.verdict in ("unknown", "needs_judgment")
+    ]
+    if deciding:
+        lines += ["", "Deciding criteria:"]
+        lines += [f"- `{v.id}` ({v.verdict}): {v.reason}" for v in deciding]
+    elif decision.status == "eligible":
+        met = sum(v.verdict == "met" for v in decision.verdicts)
+        lines += ["", f"Every criterion passes ({met} met as recorded)."]
+    wanted = to_obtain(decision)
+    if wanted:
+        lines += ["", "To obtain: " + ", ".join(field_label(f) for f in wanted) + "."]
+    if decision.to_confirm:
+        confirm = ", ".join(f"`{c}`" for c in decision.to_confirm)
+        lines += ["", f"At the screening visit: {confirm}."]
+    if problems:
+        lines += ["", "Not used from the chart:"]
+        lines += [f"- {p}" for p in problems]
+    return "\n".join([*lines, "", f"_{DISCLAIMER}_"])
+
+
+def override_reasons() -> list[Coding]:
+    return [
+        Coding(code=code, system=OVERRIDE_REASON_SYSTEM, display=display)
+        for code, display in OVERRIDE_REASONS
+    ]
+
+
+def decision_card(
+    decision: Decision, trial_id: str, gate: float, source: Source, problems: list[str]
+) -> Card:
+    """The screening as one card."""
+    return Card(
+        uuid=str(uuid.uuid4()),
+        summary=summary(decision, trial_id),
+        indicator=INDICATOR[decision.status],
+        source=source,
+        detail=detail(decision, gate, problems),
+        overrideReasons=override_reasons(),
+    )
+
+
+def missing_card(gaps: list[str], templates: dict[str, str], source: Source) -> Card:
+    """The card when the prefetch lacks data and no FHIR server was named."""
+    keys = ", ".join(gaps)
+    lines = [
+        "The LN risk screening needs these prefetch entries, which the request did "
+        "not carry (or carried as null), and names no `fhirServer` to read them from:",
+        "",
+        *[f"- `{key}`: `{templates[key]}`" for key in gaps],
+        "",
+        "Missing history is not read as absent history, so no risk or decision is "
+        "given. Send the prefetch, or `fhirServer` with `fhirAuthorization`.",
+    ]
+    return Card(
+        uuid=str(uuid.uuid4()),
+        summary=f"LN risk not computed — prefetch lacks: {keys}"[: SUMMARY_MAX - 1],
+        indicator="info",
+        source=source,
+        detail="\n".join(lines),
+    )
+
+
+def unreadable_card(problems: list[str], source: Source) -> Card:
+    """The card when the chart has no usable patient (no sex, say)."""
+    return Card(
+        uuid=str(uuid.uuid4()),
+        summary="LN risk not computed — the chart lacks what every screening needs",
+        indicator="info",
+        source=source,
+        detail="\n".join(["Could not build the patient record:", "", *problems]),
+    )
+
+
+def feedback_outcome(feedback: Feedback) -> dict[str, Any]:
+    """The audit fields of a feedback call: counts, card ids and reason codes.
+
+    A user's free-text comment may name the patient, so only its presence is kept.
+    """
+    reasons = [
+        f.overrideReason.reason.code
+        for f in feedback.feedback
+        if f.overrideReason and f.overrideReason.reason
+    ]
+    return {
+        "accepted": sum(f.outcome == "accepted" for f in feedback.feedback),
+        "overridden": sum(f.outcome == "overridden" for f in feedback.feedback),
+        "cards": [f.card[:64] for f in feedback.feedback][:100],
+        "override_reasons": sorted({r[:64] for r in reasons}),
+        "comments": sum(
+            bool(f.overrideReason and f.overrideReason.userComment)
+            for f in feedback.feedback
+        ),
+    }
+
+
+# --- the HTTP side: a FastAPI app BentoML mounts beside the service's own routes ---
+
+app = FastAPI(
+    title="CDS Hooks 2.0",
+    version="2.0",
+    docs_url=None,
+    redoc_url=None,
+    openapi_url=None,  # its paths are merged into the service's /docs.json
+)
+
+
+def _service() -> Any:
+    """The LNRiskService instance of this worker."""
+    import bentoml
+
+    return bentoml.get_current_service()
+
+
+def _source(svc: Any) -> Source:
+    return Source(
+        label=f"{svc.model_name} v{svc.model_version} · "
+        f"{svc.criteria.criteria_version}",
+        topic=Coding(
+            code="trial-screening",
+            system="urn:lnrisk:cds:topic",
+            display=f"{svc.criteria.trial_id} screening",
+        ),
+    )
+
+
+def _known(svc: Any, service: str) -> None:
+    from fastapi import HTTPException
+
+    if service != service_id(svc.criteria.trial_id):
+        raise HTTPException(
+            404, f"no CDS service {service[:80]!r}; GET {CDS_PATH} lists them"
+        )
+
+
+@app.get(CDS_PATH, response_model=Discovery, response_model_exclude_none=True)
+def cds_discovery() -> Discovery:
+    """CDS Hooks discovery: the ``patient-view`` screening service and its
+    prefetch templates."""
+    svc = _service()
+    return discovery(svc.criteria.trial_id, [])
+
+
+@app.post(CDS_PATH + "/{service}/feedback")
+def cds_feedback(service: str, feedback: Feedback, http: Request) -> dict:
+    """What the user did with cards (accepted / overridden), for the audit log."""
+    svc = _service()
+    _known(svc, service)
+    _audit(svc, http, "cds_feedback", None, **feedback_outcome(feedback))
+    return {}
+
+
+def _audit(
+    svc: Any, http: Request, endpoint: str, hook_instance: str | None, **outcome: Any
+) -> None:
+    """One audit line, like the service's own: ids and counts, no patient data."""
+    state = http.scope.get("state") or {}
+    digest = state.get(BODY_DIGEST_KEY) or b""
+    request_id = http.headers.get("x-request-id") or hook_instance or uuid.uuid4().hex
+    svc.audit.write(
+        request_id=request_id[:64],
+        endpoint=endpoint,
+        model_name=svc.model_name,
+        model_version=svc.model_version,
+        criteria_version=svc.criteria.criteria_version,
+        n_patients=1 if endpoint == "cds_patient_view" else 0,
+        input_sha256=svc.audit.hash_bytes(digest),
+        **outcome,
+    )
