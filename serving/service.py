@@ -12,7 +12,11 @@ Environment:
 * ``LNRISK_WORKERS`` — worker processes (default 2: on a 2-core machine two workers
   with one XGBoost thread each beat one worker, and two threads each oversubscribe);
 * ``LNRISK_API_KEY``, ``LNRISK_AUDIT_LOG``, ``LNRISK_AUDIT_SALT`` — see
-  :mod:`serving.security`; ``LNRISK_MAX_BODY_MB`` — request body limit (default 32).
+  :mod:`serving.security`; ``LNRISK_MAX_BODY_MB`` — request body limit (default 32);
+* ``LNRISK_CDS_JWKS``, ``LNRISK_CDS_ISSUERS``, ``LNRISK_CDS_BASE_URL`` — CDS Hooks
+  clients' signed JWTs (:mod:`serving.cds_auth`);
+* ``LNRISK_DRAIN_SECONDS`` — on SIGTERM, not ready but serving this long before
+  stopping (default 5; :mod:`serving.drain`).
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ from eligibility import (
 )
 from serving import cds_hooks
 from serving.connections import ConnectionRecycleMiddleware
+from serving.drain import Drain
 from serving.fhir import FhirBundle, FhirScreening, fhir_answer, read_bundle
 from serving.schemas import (
     DISCLAIMER,
@@ -166,12 +171,15 @@ class LNRiskService:
         self.model_name = str(self.meta.get("mlflow_model", stored.tag.name))
         self.model_version = str(self.meta.get("mlflow_version", stored.tag.version))
         self.audit = AuditLog()
+        self.drain = Drain()
+        self.drain.install()
         # Everything loaded so far lives as long as the worker: keep it out of the
         # garbage collector's full passes, which would walk it on every collection.
         gc.freeze()
 
     def __is_ready__(self) -> bool:
-        return self.model is not None and self.criteria is not None
+        loaded = self.model is not None and self.criteria is not None
+        return loaded and not self.drain.draining.is_set()
 
     @bentoml.api
     def predict_risk(
