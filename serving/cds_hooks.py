@@ -23,16 +23,19 @@ feedback; the JWT that authenticates the client is checked by
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from data_schema import field_specs
+from data_schema.fhir import load_mapping
 from serving.schemas import DISCLAIMER
 from serving.security import BODY_DIGEST_KEY, CDS_PATH
 
 if TYPE_CHECKING:
+    from data_schema.fhir import FhirMapping
     from eligibility import Decision
 
 #: The one hook this service answers.
@@ -168,28 +171,44 @@ def service_id(trial_id: str) -> str:
     return f"{trial_id.lower()}-ln-risk"
 
 
-def prefetch_templates(loinc_codes: list[str]) -> dict[str, str]:
+#: Prefetch key per resource type the FHIR mapping reads.
+PREFETCH_KEYS = {
+    "Condition": "conditions",
+    "Observation": "observations",
+    "MedicationStatement": "medicationStatements",
+    "MedicationAdministration": "medicationAdministrations",
+    "Immunization": "immunizations",
+}
+
+
+def prefetch_templates(mapping: FhirMapping) -> dict[str, str]:
     """What the screening reads, as CDS Hooks prefetch templates.
 
-    Observations are asked for by LOINC code (the codes the FHIR mapping reads), so
-    a client sends the labs the model and the criteria use and nothing else.
+    One query per resource type the mapping reads. Observations are asked for by
+    the mapping's LOINC codes, so a client sends the labs the model and the criteria
+    use and not the whole chart.
     """
     patient = "{{context.patientId}}"
-    codes = ",".join(f"http://loinc.org|{code}" for code in loinc_codes)
-    observations = f"Observation?patient={patient}"
-    if codes:
-        observations += f"&code={codes}"
-    return {
-        "patient": f"Patient/{patient}",
-        "conditions": f"Condition?patient={patient}",
-        "observations": observations,
-        "medicationRequests": f"MedicationRequest?patient={patient}",
-        "medicationStatements": f"MedicationStatement?patient={patient}",
-        "immunizations": f"Immunization?patient={patient}",
-    }
+    types = {t for c in mapping.concepts.values() for t in c.resources}
+    templates = {"patient": f"Patient/{patient}"}
+    for rtype, key in PREFETCH_KEYS.items():
+        if rtype in types:
+            templates[key] = f"{rtype}?patient={patient}"
+    loinc = mapping.systems["loinc"]
+    codes = sorted(
+        {
+            code.key
+            for concept in mapping.concepts.values()
+            if "Observation" in concept.resources
+            for code in concept.codes
+            if code.system == loinc
+        }
+    )
+    templates["observations"] += "&code=" + ",".join(codes)
+    return templates
 
 
-def discovery(trial_id: str, loinc_codes: list[str]) -> Discovery:
+def discovery(trial_id: str, mapping: FhirMapping) -> Discovery:
     """The discovery document: one ``patient-view`` service."""
     return Discovery(
         services=[
@@ -202,9 +221,9 @@ def discovery(trial_id: str, loinc_codes: list[str]) -> Discovery:
                     f"the > 50 % risk gate and the {trial_id} eligibility criteria, "
                     "with what to obtain when data are missing. " + DISCLAIMER
                 ),
-                prefetch=prefetch_templates(loinc_codes),
-                usageRequirements="Send the prefetch, or a fhirServer the service "
-                "may read with the fhirAuthorization given.",
+                prefetch=prefetch_templates(mapping),
+                usageRequirements="Send every prefetch entry (an empty searchset "
+                "Bundle when there is nothing): what is not sent is not known.",
             )
         ]
     )
@@ -231,6 +250,22 @@ def prefetch_resources(prefetch: dict[str, dict[str, Any] | None]) -> list[dict]
         else:
             resources.append(value)
     return resources
+
+
+def prefetch_for(resources: list[dict]) -> dict[str, dict]:
+    """The prefetch a client sends for these resources: the Patient, and a
+    searchset Bundle per template (empty when the chart holds none)."""
+    prefetch: dict[str, dict] = {
+        key: {"resourceType": "Bundle", "type": "searchset", "entry": []}
+        for key in PREFETCH_KEYS.values()
+    }
+    for resource in resources:
+        rtype = resource.get("resourceType")
+        if rtype == "Patient":
+            prefetch["patient"] = resource
+        elif rtype in PREFETCH_KEYS:
+            prefetch[PREFETCH_KEYS[rtype]]["entry"].append({"resource": resource})
+    return prefetch
 
 
 def field_label(name: str) -> str:
@@ -296,16 +331,31 @@ def _risk_line(decision: Decision, gate: float) -> str:
     )
 
 
-def detail(decision: Decision, gate: float, problems: list[str]) -> str:
-    """The card's Markdown: risk and gate, the deciding criteria, what to obtain,
-    and what in the chart could not be read."""
-    lines = [_risk_line(decision, gate), "", f"Decision: **{decision.status}**."]
+def _deciding(decision: Decision, provenance: dict[str, str]) -> list[str]:
+    """The criteria that decided, each with its reason and the resources behind it."""
     deciding = [v for v in decision.verdicts if _fails(v)] or [
         v for v in decision.verdicts if v.verdict in ("unknown", "needs_judgment")
     ]
+    lines = []
+    for v in deciding:
+        sources = sorted({provenance[f] for f in v.evidence if f in provenance})
+        basis = f" (from {', '.join(sources)})" if sources else ""
+        lines.append(f"- `{v.id}` ({v.verdict}): {v.reason}{basis}")
+    return lines
+
+
+def detail(
+    decision: Decision,
+    gate: float,
+    problems: list[str],
+    provenance: dict[str, str] | None = None,
+) -> str:
+    """The card's Markdown: risk and gate, the deciding criteria, what to obtain,
+    and what in the chart could not be read."""
+    lines = [_risk_line(decision, gate), "", f"Decision: **{decision.status}**."]
+    deciding = _deciding(decision, provenance or {})
     if deciding:
-        lines += ["", "Deciding criteria:"]
-        lines += [f"- `{v.id}` ({v.verdict}): {v.reason}" for v in deciding]
+        lines += ["", "Deciding criteria:", *deciding]
     elif decision.status == "eligible":
         met = sum(v.verdict == "met" for v in decision.verdicts)
         lines += ["", f"Every criterion passes ({met} met as recorded)."]
@@ -329,7 +379,12 @@ def override_reasons() -> list[Coding]:
 
 
 def decision_card(
-    decision: Decision, trial_id: str, gate: float, source: Source, problems: list[str]
+    decision: Decision,
+    trial_id: str,
+    gate: float,
+    source: Source,
+    problems: list[str],
+    provenance: dict[str, str] | None = None,
 ) -> Card:
     """The screening as one card."""
     return Card(
@@ -337,22 +392,33 @@ def decision_card(
         summary=summary(decision, trial_id),
         indicator=INDICATOR[decision.status],
         source=source,
-        detail=detail(decision, gate, problems),
+        detail=detail(decision, gate, problems, provenance),
         overrideReasons=override_reasons(),
     )
 
 
-def missing_card(gaps: list[str], templates: dict[str, str], source: Source) -> Card:
-    """The card when the prefetch lacks data and no FHIR server was named."""
+def missing_card(
+    gaps: list[str],
+    templates: dict[str, str],
+    source: Source,
+    fhir_server: str | None = None,
+) -> Card:
+    """The card when the prefetch lacks entries: which, and how to send them."""
     keys = ", ".join(gaps)
+    server = (
+        "This service does not read the client's FHIR server (`fhirServer`); "
+        if fhir_server
+        else ""
+    )
     lines = [
         "The LN risk screening needs these prefetch entries, which the request did "
-        "not carry (or carried as null), and names no `fhirServer` to read them from:",
+        "not carry (or carried as null):",
         "",
         *[f"- `{key}`: `{templates[key]}`" for key in gaps],
         "",
         "Missing history is not read as absent history, so no risk or decision is "
-        "given. Send the prefetch, or `fhirServer` with `fhirAuthorization`.",
+        f"given. {server}Send every entry; an empty searchset Bundle says there is "
+        "nothing.",
     ]
     return Card(
         uuid=str(uuid.uuid4()),
@@ -440,7 +506,67 @@ def cds_discovery() -> Discovery:
     """CDS Hooks discovery: the ``patient-view`` screening service and its
     prefetch templates."""
     svc = _service()
-    return discovery(svc.criteria.trial_id, [])
+    return discovery(svc.criteria.trial_id, load_mapping())
+
+
+@app.post(
+    CDS_PATH + "/{service}",
+    response_model=HookResponse,
+    response_model_exclude_none=True,
+)
+def cds_patient_view(service: str, call: HookRequest, http: Request) -> HookResponse:
+    """A ``patient-view`` call: the screening of the patient in view, as cards.
+
+    The prefetch is read with the project's FHIR mapping and screened as ``/screen``
+    screens a record. A prefetch entry not sent (or null) gets a card naming it
+    instead of a decision. Research screening support for NCT05585671, not a
+    diagnostic device.
+    """
+    from fastapi import HTTPException
+
+    svc = _service()
+    _known(svc, service)
+    if call.hook != HOOK:
+        raise HTTPException(400, f"hook: this service answers {HOOK!r} only")
+    templates = prefetch_templates(load_mapping())
+    gaps = prefetch_gaps(call, templates)
+    if gaps:
+        card = missing_card(gaps, templates, _source(svc), call.fhirServer)
+        outcome = {"prefetch_missing": 1}
+    else:
+        card, outcome = screen_chart(svc, call)
+    _audit(svc, http, "cds_patient_view", str(call.hookInstance), **outcome)
+    return HookResponse(cards=[card])
+
+
+def screen_chart(svc: Any, call: HookRequest) -> tuple[Card, dict[str, int]]:
+    """The prefetch read into a record and screened: one card, and the audit's
+    outcome count."""
+    from bentoml.exceptions import InvalidArgument
+
+    from eligibility import Table, screen_patients
+    from serving.fhir import FhirBundle, read_bundle
+
+    day = date.today()
+    resources = prefetch_resources(call.prefetch or {})
+    bundle = FhirBundle.model_validate(
+        {"resourceType": "Bundle", "entry": [{"resource": r} for r in resources]}
+    )
+    source = _source(svc)
+    try:
+        reading, record = read_bundle(bundle, day)
+    except InvalidArgument as exc:
+        return unreadable_card([str(exc)], source), {"unreadable": 1}
+    if record.patient_id != call.context.patientId:
+        why = "the prefetch's Patient is not the patient in context (patientId)"
+        return unreadable_card([why], source), {"unreadable": 1}
+    table = Table.from_record(record, day)
+    decision = screen_patients(svc.model, table, svc.criteria).decision(0)
+    problems = [f"{p.resource}: {p.why}" for p in reading.problems]
+    card = decision_card(
+        decision, svc.criteria.trial_id, svc.gate, source, problems, reading.provenance
+    )
+    return card, {decision.status: 1}
 
 
 @app.post(CDS_PATH + "/{service}/feedback")

@@ -90,3 +90,121 @@ def test_feedback_names_bad_fields_and_unknown_services(
     assert "outcome" in bad.text and "outcomeTimestamp" in bad.text
     unknown = client.post("/cds-services/nope/feedback", json={"feedback": []})
     assert 400 <= unknown.status_code < 500
+
+
+@pytest.fixture(scope="module")
+def charts() -> list[list[dict]]:
+    """Synthetic patients' FHIR resources as of today (patient-view screens today)."""
+    from datetime import date
+
+    from synthetic.fhir import patient_bundles
+    from synthetic.generator import generate_cohort
+
+    cohort = generate_cohort(n=10, seed=5, incidence=0.6)
+    bundles = patient_bundles(cohort, date.today(), seed=5)
+    charts = [[e["resource"] for e in b["entry"]] for b in bundles]
+    # and a chart without labs: the gate cannot be settled, the card says what to get
+    unmeasured = [r for r in charts[0] if r["resourceType"] != "Observation"]
+    return [*charts, unmeasured]
+
+
+def hook_call(resources: list[dict], **changes) -> dict:
+    from serving.cds_hooks import prefetch_for
+
+    patient = next(r for r in resources if r["resourceType"] == "Patient")
+    call = {
+        "hook": "patient-view",
+        "hookInstance": str(uuid.uuid4()),
+        "context": {"userId": "Practitioner/77", "patientId": patient["id"]},
+        "prefetch": prefetch_for(resources),
+    }
+    return {**call, **changes}
+
+
+@pytest.mark.slow
+def test_patient_view_cards_state_screen_s_decision(
+    client: TestClient, service_id: str, charts
+) -> None:
+    """Each card carries the decision /screen gives the record read from FHIR."""
+    from datetime import date
+
+    from data_schema import PatientRecord
+    from data_schema.fhir import read_patient
+    from serving.cds_hooks import HookResponse
+
+    statuses = set()
+    for resources in charts:
+        resp = client.post(f"/cds-services/{service_id}", json=hook_call(resources))
+        assert resp.status_code == 200, resp.text
+        (card,) = HookResponse.model_validate(resp.json()).cards
+        record = PatientRecord.model_validate(
+            read_patient(resources, date.today()).record
+        )
+        patient = record.model_dump(mode="json", exclude_none=True)
+        plain = client.post("/screen", json={"patient": patient}).json()
+        statuses.add(plain["status"])
+        risk = round(plain["risk_2y"] * 100)
+        assert card.summary.startswith(f"LN 2-year risk {risk} % — NCT05585671 ")
+        assert len(card.summary) < 140
+        assert f"Decision: **{plain['status']}**" in card.detail
+        assert card.indicator == {"eligible": "warning"}.get(plain["status"], "info")
+        assert plain["model_version"] in card.source.label
+        assert plain["criteria_version"] in card.source.label
+        if plain["status"] == "needs_review" and plain["gate_to_obtain"]:
+            assert "candidate: obtain" in card.summary
+        for verdict in plain["verdicts"]:
+            failing = "not_met" if verdict["kind"] == "inclusion" else "met"
+            if verdict["verdict"] == failing:
+                assert f"`{verdict['id']}`" in card.detail
+    assert statuses == {"ineligible", "needs_review"}  # more than one decision
+
+
+def test_a_prefetch_without_an_entry_gets_a_card_naming_it(
+    client: TestClient, service_id: str, charts
+) -> None:
+    call = hook_call(charts[0])
+    del call["prefetch"]["observations"]
+    call["prefetch"]["conditions"] = None
+    resp = client.post(f"/cds-services/{service_id}", json=call)
+    assert resp.status_code == 200, resp.text
+    (card,) = resp.json()["cards"]
+    assert "conditions, observations" in card["summary"]
+    assert "Decision:" not in card["detail"] and "%" not in card["summary"]
+    bare = client.post(
+        f"/cds-services/{service_id}",
+        json={**call, "prefetch": None, "fhirServer": "https://ehr.example.org/fhir"},
+    )
+    assert bare.status_code == 200
+    (card,) = bare.json()["cards"]
+    assert "patient" in card["summary"] and "fhirServer" in card["detail"]
+
+
+def test_a_chart_without_a_usable_patient_gets_a_card(
+    client: TestClient, service_id: str, charts
+) -> None:
+    resources = [dict(r) for r in charts[1]]
+    patient = next(r for r in resources if r["resourceType"] == "Patient")
+    patient.pop("gender", None)
+    resp = client.post(f"/cds-services/{service_id}", json=hook_call(resources))
+    assert resp.status_code == 200, resp.text
+    (card,) = resp.json()["cards"]
+    assert card["summary"].startswith("LN risk not computed")
+    assert "sex" in card["detail"]
+    other = hook_call(charts[2])
+    other["context"]["patientId"] = "someone-else"
+    (card,) = client.post(f"/cds-services/{service_id}", json=other).json()["cards"]
+    assert "not the patient in context" in card["detail"]
+
+
+def test_bad_calls_get_4xx_naming_the_field(
+    client: TestClient, service_id: str, charts
+) -> None:
+    call = hook_call(charts[0])
+    wrong_hook = client.post(
+        f"/cds-services/{service_id}", json={**call, "hook": "order-select"}
+    )
+    assert wrong_hook.status_code == 400 and "patient-view" in wrong_hook.text
+    no_context = {k: v for k, v in call.items() if k != "context"}
+    resp = client.post(f"/cds-services/{service_id}", json=no_context)
+    assert resp.status_code == 422 and "context" in resp.text
+    assert client.post("/cds-services/other", json=call).status_code == 404

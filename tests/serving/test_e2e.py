@@ -227,7 +227,10 @@ def _send_as(http, case, media: str | None):  # -> httpx.Response
     """The case's body re-sent as ``media`` (multipart and forms field by field)."""
     import json
 
-    body = case.body if isinstance(case.body, dict) else {"body": case.body}
+    from schemathesis.core import NotSet
+
+    sent = {} if isinstance(case.body, NotSet) else case.body
+    body = sent if isinstance(sent, dict) else {"body": sent}
     path = case.formatted_path
     if media == "multipart/form-data":
         files = {k: (None, json.dumps(v)) for k, v in body.items()}
@@ -235,7 +238,7 @@ def _send_as(http, case, media: str | None):  # -> httpx.Response
     if media == "application/x-www-form-urlencoded":
         return http.post(path, data={k: json.dumps(v) for k, v in body.items()})
     headers = {"content-type": media} if media else {}
-    return http.post(path, content=json.dumps(case.body).encode(), headers=headers)
+    return http.post(path, content=json.dumps(sent).encode(), headers=headers)
 
 
 def test_openapi_fuzzing_in_every_media_type_never_gets_a_5xx(server: str) -> None:
