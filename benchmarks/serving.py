@@ -11,6 +11,10 @@ thread, sharing the 2 cores with the server, as a site's screening tool would):
   sent as records and as columns (``batch_patients_per_s`` is the columns form);
 * ``predict_risk`` vs ``predict_risk_batched`` (adaptive batching) — one patient per
   request at concurrency 8 and 32: where batching pays;
+* ``cds_patient_view`` — a CDS Hooks ``patient-view`` call with a realistic prefetch
+  (a synthetic chart as FHIR: ~60 resources, several results per lab over time)
+  against ``screen`` of the record read from the same chart, at concurrency 8:
+  p99 and server CPU per call (``--only cds`` runs just these two);
 * ``mlflow models serve`` — the same registered model's pyfunc predict, one patient
   per request at concurrency 8: the peer a user would pick;
 * in-process — record → risk → every criterion without HTTP: the model floor;
@@ -21,7 +25,7 @@ The model is trained on the default synthetic cohort in a temporary store unless
 ``--home`` points at an existing ``LNRISK_HOME`` with a champion. Prints a table
 and ratios; the last line is one JSON object.
 
-    python benchmarks/serving.py [--duration 8] [--home .lnrisk]
+    python benchmarks/serving.py [--duration 8] [--home .lnrisk] [--only cds]
 """
 
 from __future__ import annotations
@@ -220,6 +224,87 @@ def write_bodies(folder: Path, n: int = 200) -> dict[str, Path]:
     return paths
 
 
+def write_cds_bodies(folder: Path, n: int = 50) -> tuple[Path, Path, float]:
+    """patient-view calls and /screen bodies for the same synthetic charts (as of
+    today: patient-view screens today); returns the mean resources per chart."""
+    from data_schema import PatientRecord
+    from data_schema.fhir import read_patient
+    from serving.cds_hooks import prefetch_for
+    from synthetic.fhir import patient_bundles
+    from synthetic.generator import generate_cohort
+
+    today = date.today()
+    hooks, screens = folder / "cds_hook.jsonl", folder / "cds_screen.jsonl"
+    sizes = []
+    bundles = patient_bundles(generate_cohort(n=n, seed=2027), today, seed=2027)
+    with open(hooks, "w") as h, open(screens, "w") as s:
+        for bundle in bundles:
+            resources = [e["resource"] for e in bundle["entry"]]
+            sizes.append(len(resources))
+            record = PatientRecord.model_validate(read_patient(resources, today).record)
+            patient = record.model_dump(mode="json", exclude_none=True)
+            s.write(json.dumps({"patient": patient, "screening_date": str(today)}))
+            call = {
+                "hook": "patient-view",
+                "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+                "context": {"userId": "Practitioner/1", "patientId": record.patient_id},
+                "prefetch": prefetch_for(resources),
+            }
+            h.write(json.dumps(call) + "\n")
+            s.write("\n")
+    return hooks, screens, statistics.mean(sizes)
+
+
+def cds_scenarios(url: str, pid: int, folder: Path, d: float) -> dict[str, dict]:
+    """patient-view and screen on the same charts, concurrency 8, one after the
+    other on one server: results with ``cpu_ms`` (server CPU per call) added."""
+    hooks, screens, resources = write_cds_bodies(folder)
+    service = httpx.get(f"{url}/cds-services", timeout=30).json()["services"][0]
+    path = f"/cds-services/{service['id']}"
+    first = json.loads(hooks.read_text().splitlines()[0])
+    check = httpx.post(url + path, json=first, timeout=60)
+    assert check.status_code == 200 and check.json()["cards"], check.text
+    out = {}
+    for name, route, bodies in (
+        ("cds_screen_c8", "/screen", screens),
+        ("cds_patient_view_c8", path, hooks),
+    ):
+        wrk(url, route, bodies, 8, 2)  # warm-up
+        out[name], cpu_ms = measured(
+            pid, lambda r=route, b=bodies: wrk(url, r, b, 8, d)
+        )
+        out[name]["cpu_ms"] = cpu_ms
+    out["cds_patient_view_c8"]["resources_per_call"] = resources
+    return out
+
+
+def cds_summary(c: dict[str, dict]) -> dict[str, float]:
+    view, plain = c["cds_patient_view_c8"], c["cds_screen_c8"]
+    return {
+        "cds_patient_view_rps_c8": round(view["rps"], 1),
+        "cds_patient_view_p50_ms_c8": round(view["p50_ms"], 1),
+        "cds_patient_view_p99_ms_c8": round(view["p99_ms"], 1),
+        "cds_patient_view_cpu_ms_per_call": round(view["cpu_ms"], 2),
+        "cds_screen_cpu_ms_per_call": round(plain["cpu_ms"], 2),
+        "cds_screen_p99_ms_c8": round(plain["p99_ms"], 1),
+        "cds_cpu_ratio": round(view["cpu_ms"] / plain["cpu_ms"], 2),
+        "cds_resources_per_call": round(view["resources_per_call"], 1),
+        "cds_errors": view["errors"] + plain["errors"],
+    }
+
+
+def print_cds(c: dict[str, dict]) -> None:
+    for name, res in c.items():
+        print(f"{name:<26}{res['rps']:>9.1f}{res['p50_ms']:>9.1f}{res['p99_ms']:>9.1f}"
+              f"{res['cpu_ms']:>12.2f}{res['errors']:>8}")  # fmt: skip
+    summary = cds_summary(c)
+    print(
+        f"patient-view CPU / screen CPU (target ≤ 3){summary['cds_cpu_ratio']:>12.2f}"
+    )
+    p99 = summary["cds_patient_view_p99_ms_c8"]
+    print(f"patient-view p99 ms, c8 (target well under 500){p99:>10.1f}")
+
+
 def in_process_ms(home_env: dict, bodies: Path) -> float:
     """Median ms of record → risk and three-valued gate → every criterion."""
     os.environ.update(home_env)
@@ -253,6 +338,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per load")
     parser.add_argument("--home", type=Path, help="existing LNRISK_HOME to reuse")
+    parser.add_argument(
+        "--only", choices=["all", "cds"], default="all",
+        help="cds: only patient-view against screen on the same charts",
+    )  # fmt: skip
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("needs wrk: apt-get install wrk")
@@ -271,7 +360,6 @@ def main() -> None:
     }
     env.pop("LNRISK_API_KEY", None)
     prepare_home(home, env)
-    bodies = write_bodies(tmp)
     bento = [sys.executable, "-m", "bentoml", "serve", "serving.service:LNRiskService",
              "--host", "127.0.0.1", "--port", "{port}"]  # fmt: skip
     d = args.duration
@@ -279,8 +367,17 @@ def main() -> None:
     cpu: dict[str, float] = {}
 
     workers = int(env.get("LNRISK_WORKERS", "2"))
+    if args.only == "cds":
+        with server(bento, env, "/readyz") as (url, _, pid):
+            c = cds_scenarios(url, pid, tmp, d)
+        print_cds(c)
+        print(json.dumps(cds_summary(c)))
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    bodies = write_bodies(tmp)
     with server(bento, env, "/readyz") as (url, cold, pid):
         print(f"cold start ({workers} workers) {cold:.2f} s")
+        c = cds_scenarios(url, pid, tmp, d)
         wrk(url, "/screen", bodies["single"], 8, 2)  # warm-up
         wrk(url, "/noop", bodies["single"], 8, 2)
         for c in (1, 8, 32):
@@ -328,6 +425,7 @@ def main() -> None:
     for name, res in r.items():
         print(f"{name:<26}{res['rps']:>9.1f}{res['p50_ms']:>9.1f}{res['p99_ms']:>9.1f}"
               f"{cpu[name]:>12.2f}{res['errors']:>8}")  # fmt: skip
+    print_cds(c)
     if any(res["errors"] for res in r.values()):
         print("\nWARNING: requests failed (errors column): those rows are not valid")
     batch_pps = r["batch_columns_c4"]["rps"] * 1000
@@ -382,6 +480,7 @@ def main() -> None:
                 ),
                 "in_process_screen_ms": round(floor_ms, 3),
                 "rss_mb": round(rss, 1),
+                **cds_summary(c),
                 "errors": sum(res["errors"] for res in r.values()),
             }
         )
