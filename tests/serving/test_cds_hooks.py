@@ -208,3 +208,45 @@ def test_bad_calls_get_4xx_naming_the_field(
     resp = client.post(f"/cds-services/{service_id}", json=no_context)
     assert resp.status_code == 422 and "context" in resp.text
     assert client.post("/cds-services/other", json=call).status_code == 404
+
+
+@pytest.mark.slow
+def test_fuzzed_hook_calls_never_get_a_5xx(client: TestClient, service_id: str) -> None:
+    """schemathesis on the CDS routes, with the real service id in the path so that
+    generated prefetches reach the FHIR reader: cards or 4xx, never a server error."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis import GenerationMode
+
+    schema = schemathesis.openapi.from_dict(client.get("/docs.json").json())
+    failures: list[str] = []
+    codes: list[int] = []
+    posts = [
+        op
+        for result in schema.get_all_operations()
+        if (op := result.ok()).path.startswith("/cds-services/")
+    ]
+    for operation in posts:
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+
+            @settings(
+                max_examples=60,
+                deadline=None,
+                database=None,
+                derandomize=True,
+                suppress_health_check=list(HealthCheck),
+            )
+            @given(case=operation.as_strategy(generation_mode=mode))
+            def check(case) -> None:
+                case.path_parameters["service"] = service_id
+                sent = case.as_transport_kwargs(base_url="http://testserver")
+                keys = ("method", "url", "headers", "json", "params", "content")
+                resp = client.request(**{k: v for k, v in sent.items() if k in keys})
+                codes.append(resp.status_code)
+                if resp.status_code >= 500:
+                    failures.append(f"{case.path}: {resp.text[:200]}")
+
+            check()
+    assert not failures, failures[:5]
+    assert codes.count(200) >= 30  # generated calls were answered with cards
+    assert sum(400 <= c < 500 for c in codes) >= 30

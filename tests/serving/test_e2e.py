@@ -236,7 +236,8 @@ def _send_as(http, case, media: str | None):  # -> httpx.Response
         files = {k: (None, json.dumps(v)) for k, v in body.items()}
         return http.post(path, files=files or {"empty": (None, "")})
     if media == "application/x-www-form-urlencoded":
-        return http.post(path, data={k: json.dumps(v) for k, v in body.items()})
+        form = {k: json.dumps(v) for k, v in body.items()}
+        return http.post(path, data=form or {"empty": ""})
     headers = {"content-type": media} if media else {}
     return http.post(path, content=json.dumps(sent).encode(), headers=headers)
 
