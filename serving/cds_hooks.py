@@ -208,8 +208,9 @@ def prefetch_templates(mapping: FhirMapping) -> dict[str, str]:
     return templates
 
 
-def discovery(trial_id: str, mapping: FhirMapping) -> Discovery:
-    """The discovery document: one ``patient-view`` service."""
+def discovery(trial_id: str, gate: float, mapping: FhirMapping) -> Discovery:
+    """The discovery document: one ``patient-view`` service (``gate``: the risk
+    threshold of the criteria file)."""
     return Discovery(
         services=[
             CdsService(
@@ -218,7 +219,8 @@ def discovery(trial_id: str, mapping: FhirMapping) -> Discovery:
                 title=f"Lupus nephritis risk and {trial_id} screening",
                 description=(
                     "2-year risk of new-onset lupus nephritis (calibrated model), "
-                    f"the > 50 % risk gate and the {trial_id} eligibility criteria, "
+                    f"the > {gate:.0%} risk gate and the {trial_id} eligibility "
+                    "criteria, "
                     "with what to obtain when data are missing. " + DISCLAIMER
                 ),
                 prefetch=prefetch_templates(mapping),
@@ -506,7 +508,7 @@ def cds_discovery() -> Discovery:
     """CDS Hooks discovery: the ``patient-view`` screening service and its
     prefetch templates."""
     svc = _service()
-    return discovery(svc.criteria.trial_id, load_mapping())
+    return discovery(svc.criteria.trial_id, svc.gate, load_mapping())
 
 
 @app.post(
