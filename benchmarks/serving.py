@@ -51,6 +51,10 @@ import httpx
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
+# Run as a script, this file's folder heads sys.path, and the file's name would
+# shadow the `serving` package it benchmarks.
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
 DAY = date(2026, 12, 1)
 
 
@@ -138,7 +142,7 @@ end
 
 def wrk(url: str, path: str, bodies: Path, concurrency: int, seconds: float) -> dict:
     """Requests/s, p50/p99 latency (ms) and errors of one wrk run."""
-    script = bodies.with_suffix(f".{path.strip('/')}.lua")
+    script = bodies.with_suffix("." + path.strip("/").replace("/", "_") + ".lua")
     script.write_text(LUA % {"bodies": bodies, "path": path})
     out = subprocess.run(
         ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "--latency",
