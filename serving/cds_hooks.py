@@ -275,7 +275,7 @@ def field_label(name: str) -> str:
     spec = field_specs().get(name)
     if spec is None:
         return name
-    return spec.description.split(" (")[0].split(";")[0].rstrip(".")
+    return spec.description.split(". ")[0].split(" (")[0].rstrip(".")
 
 
 def _shorten(items: list[str], room: int) -> str:
@@ -307,7 +307,12 @@ def summary(decision: Decision, trial_id: str) -> str:
             line += " (" + _shorten(failing, SUMMARY_MAX - 4 - len(line)) + ")"
     else:
         line = head + "candidate: "
-        labels = [field_label(f) for f in to_obtain(decision)]
+        # an open gate is settled by its few decisive predictors: name those first
+        if decision.gate == "undetermined" and decision.gate_to_obtain:
+            wanted = list(decision.gate_to_obtain)
+        else:
+            wanted = to_obtain(decision)
+        labels = [field_label(f) for f in wanted]
         if labels:
             line += "obtain " + _shorten(labels, SUMMARY_MAX - 9 - len(line))
         else:
