@@ -284,6 +284,9 @@ def _shorten(items: list[str], room: int) -> str:
     for i, item in enumerate(items):
         tail = f" +{len(items) - i - 1} more" if i < len(items) - 1 else ""
         if len(", ".join([*shown, item]) + tail) > room:
+            if not shown:  # not even one fits: its start, then the count
+                more = f"… +{len(items) - 1} more"
+                return item[: max(room - len(more), 0)] + more
             return ", ".join(shown) + f" +{len(items) - len(shown)} more"
         shown.append(item)
     return ", ".join(shown)
@@ -301,7 +304,7 @@ def summary(decision: Decision, trial_id: str) -> str:
         line = head + "candidate: confirm at the screening visit"
     elif decision.status == "ineligible":
         why = "risk below the gate" if decision.gate == "below" else "excluded"
-        failing = [v.id for v in decision.verdicts if _fails(v)]
+        failing = [v.id for v in decision.verdicts if v.fails]
         line = head + f"not eligible: {why}"
         if failing and decision.gate != "below":
             line += " (" + _shorten(failing, SUMMARY_MAX - 4 - len(line)) + ")"
@@ -320,12 +323,6 @@ def summary(decision: Decision, trial_id: str) -> str:
     return line[: SUMMARY_MAX - 1]
 
 
-def _fails(verdict: Any) -> bool:
-    """The verdict rules the patient out (an inclusion not met, an exclusion met)."""
-    failing = "not_met" if verdict.kind == "inclusion" else "met"
-    return verdict.verdict == failing
-
-
 INDICATOR = {"eligible": "warning", "needs_review": "info", "ineligible": "info"}
 
 
@@ -340,7 +337,7 @@ def _risk_line(decision: Decision, gate: float) -> str:
 
 def _deciding(decision: Decision, provenance: dict[str, str]) -> list[str]:
     """The criteria that decided, each with its reason and the resources behind it."""
-    deciding = [v for v in decision.verdicts if _fails(v)] or [
+    deciding = [v for v in decision.verdicts if v.fails] or [
         v for v in decision.verdicts if v.verdict in ("unknown", "needs_judgment")
     ]
     lines = []

@@ -250,3 +250,40 @@ def test_fuzzed_hook_calls_never_get_a_5xx(client: TestClient, service_id: str) 
     assert not failures, failures[:5]
     assert codes.count(200) >= 30  # generated calls were answered with cards
     assert sum(400 <= c < 500 for c in codes) >= 30
+
+
+def _decision(**changes):  # -> eligibility.Decision
+    from eligibility import Decision
+
+    base = {
+        "status": "needs_review",
+        "reasons": (),
+        "missing_fields": (),
+        "to_confirm": (),
+        "verdicts": (),
+        "risk": 0.63,
+        "risk_range": (0.41, 0.82),
+        "gate": "undetermined",
+        "gate_to_obtain": ("c3_g_l", "c4_g_l"),
+        "criteria_version": "NCT05585671@test",
+    }
+    return Decision(**{**base, **changes})
+
+
+def test_summaries_name_what_to_obtain_within_140_characters() -> None:
+    from data_schema import field_specs
+    from serving.cds_hooks import summary
+
+    assert (
+        summary(_decision(), "NCT05585671")
+        == "LN 2-year risk 63 % — NCT05585671 candidate: obtain Complement C3, "
+        "Complement C4"
+    )
+    everything = tuple(field_specs())
+    long = summary(_decision(gate_to_obtain=everything), "NCT05585671")
+    assert len(long) < 140
+    assert long.endswith(f" +{len(everything) - long.count(', ') - 1} more")
+    below = summary(_decision(status="ineligible", gate="below"), "NCT05585671")
+    assert (
+        below == "LN 2-year risk 63 % — NCT05585671 not eligible: risk below the gate"
+    )
