@@ -51,6 +51,9 @@ ROLES: dict[str, tuple[str, str]] = {
 }
 """Role → (permission on the experiment, permission on the registered model)."""
 
+AUTH_CACHE_TTL_SECONDS = 60
+"""Seconds a worker trusts a verified password (``auth_cache_ttl_seconds``)."""
+
 AUTH_FUNCTION = "training.registry.server_auth:authenticate_with_alias_guard"
 
 app = typer.Typer(
@@ -149,6 +152,10 @@ def write_auth_config(server: TeamServer, path: Path) -> Path:
         "admin_username = admin\n"
         f"authorization_function = {AUTH_FUNCTION}\n"
         "grant_default_workspace_access = false\n"
+        # Each request otherwise re-derives the password hash (PBKDF2, ~0.1-1 s of
+        # CPU); a cached check makes a password change take up to this long to
+        # reach the other workers.
+        f"auth_cache_ttl_seconds = {AUTH_CACHE_TTL_SECONDS}\n"
     )
     return path
 
@@ -297,16 +304,51 @@ def add_user(
         raise typer.Exit(2)
     password = os.environ.get(password_env) or None
     names = load_config(config).tracking
+    from mlflow.exceptions import MlflowException
+
     try:
         grant_role(
             uri, username, role,
             experiment=names.experiment, registered_model=names.registered_model,
             password=password,
         )  # fmt: skip
-    except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
+    except (ValueError, MlflowException) as exc:
+        typer.echo(f"error: {username}: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(f"{username}: {role} on {names.experiment} / {names.registered_model}")
+
+
+ROLE_ENV: dict[str, str] = {
+    "reviewer": "LNRISK_TEAM_REVIEWERS",
+    "data-scientist": "LNRISK_TEAM_DATA_SCIENTISTS",
+    "release-manager": "LNRISK_TEAM_RELEASE_MANAGERS",
+}
+"""Role → variable listing its users (comma-separated). A new user's password
+comes from ``LNRISK_TEAM_PASSWORD_<NAME>`` (upper case, ``-`` → ``_``)."""
+
+
+def password_variable(username: str) -> str:
+    return "LNRISK_TEAM_PASSWORD_" + username.upper().replace("-", "_")
+
+
+@app.command()
+def roles(
+    config: Annotated[
+        Path | None, typer.Option(help="YAML training profile (MLflow names).")
+    ] = None,
+) -> None:
+    """Give every user listed in :data:`ROLE_ENV` its role (``make team-roles``)."""
+    listed = {
+        role: [u.strip() for u in os.environ.get(var, "").split(",") if u.strip()]
+        for role, var in ROLE_ENV.items()
+    }
+    if not any(listed.values()):
+        names = ", ".join(ROLE_ENV.values())
+        typer.echo(f"error: list users in {names}", err=True)
+        raise typer.Exit(2)
+    for role, users in listed.items():
+        for user in users:
+            add_user(user, role, password_env=password_variable(user), config=config)
 
 
 if __name__ == "__main__":  # pragma: no cover - python -m entry point

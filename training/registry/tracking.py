@@ -134,6 +134,39 @@ def configure() -> str:
     return uri
 
 
+def server_error_message(exc: BaseException) -> str | None:
+    """A clear message for a tracking server's refusal or absence, else None.
+
+    HTTP 403 names the permission the team server's roles grant; a server that
+    cannot be reached (after the bounded retries) is named by its URL.
+    """
+    if not isinstance(exc, MlflowException):
+        return None
+    uri = tracking_uri()
+    text = str(exc)
+    if exc.error_code == "PERMISSION_DENIED" or "error code 403" in text:
+        return (
+            f"the tracking server {uri} refused this as user "
+            f"{os.environ.get('MLFLOW_TRACKING_USERNAME', '(none)')!r}: permission "
+            "denied. Logging runs and registering versions needs EDIT on the "
+            "experiment and the registered model (role data-scientist); moving "
+            "@champion needs MANAGE on the registered model (role release-manager). "
+            f"Server said: {text[-300:]}"
+        )
+    if exc.error_code == "UNAUTHENTICATED" or "error code 401" in text:
+        return (
+            f"the tracking server {uri} did not accept the credentials: set "
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+        )
+    if "Max retries exceeded" in text or "Connection refused" in text:
+        return (
+            f"the tracking server {uri} cannot be reached (gave up after "
+            f"{os.environ.get('MLFLOW_HTTP_REQUEST_MAX_RETRIES', '?')} retries): "
+            f"{text[-300:]}"
+        )
+    return None
+
+
 def ensure_experiment(name: str) -> str:
     """The experiment's id, creating it (with a local artifact root) if needed.
 
