@@ -140,10 +140,15 @@ def server_error_message(exc: BaseException) -> str | None:
     HTTP 403 names the permission the team server's roles grant; a server that
     cannot be reached (after the bounded retries) is named by its URL.
     """
-    if not isinstance(exc, MlflowException):
-        return None
+    import requests
+
     uri = tracking_uri()
     text = str(exc)
+    if isinstance(exc, requests.exceptions.RequestException):
+        # artifact uploads through the server's proxy raise these directly
+        return f"the tracking server {uri} cannot be reached: {text[-300:]}"
+    if not isinstance(exc, MlflowException):
+        return None
     if exc.error_code == "PERMISSION_DENIED" or "error code 403" in text:
         return (
             f"the tracking server {uri} refused this as user "
