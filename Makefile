@@ -47,8 +47,9 @@ serve: setup ## Train on the synthetic cohort if no champion exists, import it, 
 	$(LNRISK) import-model
 	$(PY) -m bentoml serve serving.service:LNRiskService --host $(HOST) --port $(PORT)
 
+# The team-server tests skip without PostgreSQL; here (and so in CI) that is a failure.
 test: setup ## Run the whole test suite (what CI runs: unit, HTTP, real servers, notebooks, browser)
-	$(PY) -m pytest
+	LNRISK_REQUIRE_POSTGRES=$${LNRISK_REQUIRE_POSTGRES:-1} $(PY) -m pytest
 
 check: setup ## The quick tier for a developer's inner loop: lint, import rules, fast tests
 	$(PY) -m ruff check .
@@ -56,8 +57,17 @@ check: setup ## The quick tier for a developer's inner loop: lint, import rules,
 	$(PY) -m pytest -q -m "not slow and not integration"
 
 # MLflow 3's UI otherwise starts seven background workers for its GenAI features.
-ui: setup ## Open the MLflow UI on the same store (http://$(HOST):$(UI_PORT))
-	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(PY) -m mlflow ui --backend-store-uri "$(or $(MLFLOW_TRACKING_URI),sqlite:///$(LNRISK_HOME)/mlflow.db)" --host $(HOST) --port $(UI_PORT)
+ui: setup ## Open the MLflow UI on the same store (http://$(HOST):$(UI_PORT)); a team server is its own UI
+	@case "$(MLFLOW_TRACKING_URI)" in \
+	  http*) echo "the team server is the UI: open $(MLFLOW_TRACKING_URI) and log in";; \
+	  *) MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(PY) -m mlflow ui --backend-store-uri "$(or $(MLFLOW_TRACKING_URI),sqlite:///$(LNRISK_HOME)/mlflow.db)" --host $(HOST) --port $(UI_PORT);; \
+	esac
+
+team-server: setup ## MLflow tracking server on PostgreSQL with proxied artifacts and logins (docs/team-server.md)
+	$(PY) -m training.registry.team_server serve
+
+team-roles: setup ## Create the team's users and roles on the team server (docs/team-server.md)
+	$(PY) -m training.registry.team_server roles
 
 train: setup ## Train a new model version (registers champion only if none exists)
 	$(LNRISK) train
@@ -78,4 +88,4 @@ bench: setup /usr/bin/wrk ## Run the benchmarks (benchmarks/serving.py drives re
 clean: ## Remove the local stores (.lnrisk) — keeps .venv
 	rm -rf $(LNRISK_HOME)
 
-.PHONY: help setup serve test check ui train lint build bench clean
+.PHONY: help setup serve test check ui team-server team-roles train lint build bench clean

@@ -14,7 +14,24 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(
+
+class _LnriskApp(typer.Typer):
+    """The CLI app; a tracking server's refusal or absence ends in a clear error."""
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        try:
+            return super().__call__(*args, **kwargs)
+        except Exception as exc:
+            from training.registry.tracking import server_error_message
+
+            message = server_error_message(exc)
+            if message is None:
+                raise
+            print(f"error: {message}", file=sys.stderr)
+            sys.exit(3)
+
+
+app = _LnriskApp(
     help="2-year lupus nephritis risk: synthetic cohorts, training, model hand-off. "
     "Research screening support, not a diagnostic device.",
     no_args_is_help=True,

@@ -29,9 +29,40 @@ from training.data import (
 )
 from training.evaluation.metrics import classification_report
 from training.registry import tracking
+from training.registry.claim import acting_user, claim_move, tag_finished_run
 from training.registry.gate import Check, absolute_checks, champion_check
 
 PREVIOUS_CHAMPION_ALIAS = "previous-champion"
+
+
+def _move_champion(
+    config: TrainingConfig, run_id: str, champion: str, challenger: str
+) -> Check | None:
+    """Claim the move, then move the aliases; None, or the failed claim check.
+
+    The champion's alias is set first: the claim protocol relies on the move
+    following the claim quickly (:mod:`training.registry.claim`).
+    """
+    names = config.tracking
+    name = names.registered_model
+    claim = claim_move(
+        name, names.champion_alias, champion=champion, challenger=challenger
+    )
+    if claim is None:
+        tag_finished_run(run_id, {"decision": "refused", "claim": "lost"})
+        return Check(
+            "champion_unchanged", 0.0, f"@{names.champion_alias} still v{champion}",
+            passed=False,
+        )  # fmt: skip
+    try:
+        tracking.set_alias(name, names.champion_alias, challenger)
+    except Exception:  # e.g. the team server's alias guard: the caller reports it
+        tag_finished_run(run_id, {"decision": "refused", "claim": "move refused"})
+        raise
+    tracking.set_alias(name, PREVIOUS_CHAMPION_ALIAS, champion)
+    tracking.delete_alias(name, names.challenger_alias)
+    tag_finished_run(run_id, {"decision": "promoted", "claim": claim.token})
+    return None
 
 
 @dataclass(frozen=True)
@@ -149,8 +180,10 @@ def promote(
         data=data,
         source=source,
         registered_model=names.registered_model,
-        decision="promoted" if promote_now else "refused",
+        # "claiming" until the move is claimed and made, after the run has ended
+        decision="claiming" if promote_now else "refused",
         dry_run=dry_run,
+        promoted_by=acting_user(),
         champion_version=cp_version.version,
         challenger_version=ch_version.version,
         evaluated_on=described,
@@ -164,10 +197,11 @@ def promote(
             "promotion/decision.json",
         )
     if promote_now:
-        name = names.registered_model
-        tracking.set_alias(name, PREVIOUS_CHAMPION_ALIAS, str(cp_version.version))
-        tracking.set_alias(name, names.champion_alias, str(ch_version.version))
-        tracking.delete_alias(name, names.challenger_alias)
+        lost = _move_champion(
+            config, run.run_id, str(cp_version.version), str(ch_version.version)
+        )
+        if lost is not None:
+            promote_now, checks = False, (*checks, lost)
     return PromotionDecision(
         promote=promote_now,
         checks=checks,

@@ -81,8 +81,15 @@ def serving_requirements() -> list[str]:
     ]
 
 
-def log_pyfunc_model(model_dir: Path, registered_model: str) -> tuple[str, str]:
-    """Log a saved model in the active run and register it; (model URI, version)."""
+def log_pyfunc_model(
+    model_dir: Path,
+    registered_model: str,
+    version_tags: dict[str, str] | None = None,
+) -> tuple[str, str]:
+    """Log a saved model in the active run and register it; (model URI, version).
+
+    ``version_tags`` are set on the new version as it is created (one request).
+    """
     info = mlflow.pyfunc.log_model(
         name="model",
         python_model=str(Path(__file__).with_name("pyfunc_model.py")),
@@ -94,6 +101,8 @@ def log_pyfunc_model(model_dir: Path, registered_model: str) -> tuple[str, str]:
         signature=model_signature(),
         input_example=input_example(),
         pip_requirements=serving_requirements(),
-        registered_model_name=registered_model,
     )
-    return info.model_uri, str(info.registered_model_version)  # an int in MLflow 3
+    version = mlflow.register_model(
+        info.model_uri, registered_model, tags=version_tags or None
+    )
+    return info.model_uri, str(version.version)

@@ -15,6 +15,7 @@ runs when a job starts.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import tempfile
@@ -102,6 +103,21 @@ def _local_artifact_root(uri: str) -> str | None:
     return (Path(uri[len(prefix) :]).resolve().parent / "mlartifacts").as_uri()
 
 
+HTTP_RETRY_DEFAULTS: dict[str, str] = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
+}
+"""Bounded retries against a tracking server (the environment may override them).
+
+MLflow's client retries connection errors and 408/429/5xx with exponential backoff;
+its own defaults (7 retries, factor 2) wait minutes before a job learns that the
+server is gone. These give up after about 1 + 2 + 4 + 8 s of backoff, which rides
+out a server or database restart and still fails a job promptly.
+"""
+
+
 def configure() -> str:
     """Point MLflow at the configured store; returns the tracking URI."""
     uri = tracking_uri()
@@ -109,20 +125,71 @@ def configure() -> str:
         Path(uri[len("sqlite:///") :]).resolve().parent.mkdir(
             parents=True, exist_ok=True
         )
+    if uri.startswith(("http://", "https://")):
+        for key, value in HTTP_RETRY_DEFAULTS.items():
+            os.environ.setdefault(key, value)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI", uri))
     return uri
 
 
+def server_error_message(exc: BaseException) -> str | None:
+    """A clear message for a tracking server's refusal or absence, else None.
+
+    HTTP 403 names the permission the team server's roles grant; a server that
+    cannot be reached (after the bounded retries) is named by its URL.
+    """
+    import requests
+
+    uri = tracking_uri()
+    text = str(exc)
+    if isinstance(exc, requests.exceptions.RequestException):
+        # artifact uploads through the server's proxy raise these directly
+        return f"the tracking server {uri} cannot be reached: {text[-300:]}"
+    if not isinstance(exc, MlflowException):
+        return None
+    if exc.error_code == "PERMISSION_DENIED" or "error code 403" in text:
+        return (
+            f"the tracking server {uri} refused this as user "
+            f"{os.environ.get('MLFLOW_TRACKING_USERNAME', '(none)')!r}: permission "
+            "denied. Logging runs and registering versions needs EDIT on the "
+            "experiment and the registered model (role data-scientist); moving "
+            "@champion needs MANAGE on the registered model (role release-manager). "
+            f"Server said: {text[-300:]}"
+        )
+    if exc.error_code == "UNAUTHENTICATED" or "error code 401" in text:
+        return (
+            f"the tracking server {uri} did not accept the credentials: set "
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+        )
+    if "Max retries exceeded" in text or "Connection refused" in text:
+        return (
+            f"the tracking server {uri} cannot be reached (gave up after "
+            f"{os.environ.get('MLFLOW_HTTP_REQUEST_MAX_RETRIES', '?')} retries): "
+            f"{text[-300:]}"
+        )
+    return None
+
+
 def ensure_experiment(name: str) -> str:
-    """The experiment's id, creating it (with a local artifact root) if needed."""
+    """The experiment's id, creating it (with a local artifact root) if needed.
+
+    Jobs starting at once may both find no experiment: the one whose create loses
+    reads the winner's.
+    """
     client = MlflowClient()
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
     location = _local_artifact_root(tracking_uri())
-    return client.create_experiment(name, artifact_location=location)
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException:
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
 
 
 def git_commit() -> str:
@@ -148,6 +215,21 @@ def git_commit() -> str:
 
 
 # --- the registry ---------------------------------------------------------------------
+VERSION_STATE_TAG = "lnrisk.state"
+"""Model-version tag: ``pending`` from registration until its run has finished,
+then ``complete`` (or ``failed`` when the run failed). Only a complete version
+receives an alias; versions registered before the tag existed carry none."""
+
+
+def version_state(version: ModelVersion) -> str:
+    """``pending``, ``complete`` or ``failed`` (an untagged version is complete)."""
+    return (version.tags or {}).get(VERSION_STATE_TAG, "complete")
+
+
+def set_version_state(name: str, version: str, state: str) -> None:
+    MlflowClient().set_model_version_tag(name, version, VERSION_STATE_TAG, state)
+
+
 def champion_version(name: str, alias: str) -> ModelVersion | None:
     """The model version behind ``name@alias``, or None if there is none."""
     try:
@@ -181,7 +263,16 @@ def load_registered(name: str, ref: str) -> tuple[LNRiskModel, ModelVersion]:
 
 
 def set_alias(name: str, alias: str, version: str) -> None:
-    MlflowClient().set_registered_model_alias(name, alias, version)
+    """Point ``name@alias`` at ``version``; only a complete version may get one.
+
+    Raises:
+        ValueError: the version is pending or failed.
+    """
+    client = MlflowClient()
+    state = version_state(client.get_model_version(name, version))
+    if state != "complete":
+        raise ValueError(f"{name} version {version} is {state}: it gets no alias")
+    client.set_registered_model_alias(name, alias, version)
 
 
 def delete_alias(name: str, alias: str) -> None:
@@ -268,14 +359,14 @@ def run_tags(
 
 
 # --- one run --------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass
 class Registered:
     """A model version the registration gate let through."""
 
     run_id: str
     model_uri: str
     version: str
-    alias: str  # the alias the new version received
+    alias: str  # the alias the new version received once its run finished
 
 
 class TrackedRun:
@@ -289,6 +380,8 @@ class TrackedRun:
         self.data_digest = ""
         #: set when the registration gate refused the model; raised once the run ends
         self.refused: RegistrationRefusedError | None = None
+        #: the version registered by this run, pending until the run has finished
+        self.registered: Registered | None = None
 
     def log_dataset(
         self, df: pd.DataFrame, *, name: str, source: str, context: str
@@ -328,8 +421,11 @@ class TrackedRun:
         """Register ``model`` if it passes the registration gate on ``metrics``.
 
         The first registered version becomes the champion, every later one the
-        challenger (only ``lnrisk promote`` moves the champion). The gate's checks
-        are logged either way (``registration/decision.json``).
+        challenger (only ``lnrisk promote`` moves the champion). The version is
+        registered ``pending``; :func:`tracked_run` marks it complete and sets its
+        alias only once the run has finished (a failed run leaves it ``failed``,
+        without alias). The gate's checks are logged either way
+        (``registration/decision.json``).
 
         Raises:
             RegistrationRefusedError: a check failed; nothing was registered.
@@ -346,10 +442,13 @@ class TrackedRun:
             raise RegistrationRefusedError(checks, self.run_id)
         with tempfile.TemporaryDirectory() as tmp:
             model_dir = model.save(Path(tmp) / ARTIFACT_DIR)
-            uri, version = log_pyfunc_model(model_dir, names.registered_model)
+            uri, version = log_pyfunc_model(
+                model_dir,
+                names.registered_model,
+                version_tags={VERSION_STATE_TAG: "pending", "run_id": self.run_id},
+            )
         has_champion = champion_version(names.registered_model, names.champion_alias)
         alias = names.challenger_alias if has_champion else names.champion_alias
-        set_alias(names.registered_model, alias, version)
         self.tags(
             {
                 "registration": "registered",
@@ -357,7 +456,8 @@ class TrackedRun:
                 "model_version": version,
             }
         )
-        return Registered(self.run_id, uri, version, alias)
+        self.registered = Registered(self.run_id, uri, version, alias)
+        return self.registered
 
     def register_with_evidence(
         self,
@@ -408,24 +508,82 @@ def tracked_run(
     """
     configure()
     experiment_id = ensure_experiment(config.tracking.experiment)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=name) as run:
-        tracked = TrackedRun(run.info.run_id, name, config)
-        if log_data_as is None:
-            tracked.data_digest = data_digest or dataset_digest(data, source=source)
-        else:
-            tracked.data_digest = tracked.log_dataset(
-                data, name=log_data_as[0], source=source, context=log_data_as[1]
-            )
-        tracked.tags(
-            run_tags(
-                run_kind=kind,
-                model_family=model_family,
-                data_digest=tracked.data_digest,
-                data_source=source,
-                config=config,
-                **extra_tags,
-            )
-        )
-        yield tracked
+    tracked: TrackedRun | None = None
+    try:
+        with mlflow.start_run(experiment_id=experiment_id, run_name=name) as run:
+            tracked = TrackedRun(run.info.run_id, name, config)
+            _start(
+                tracked, data, source, kind, model_family, log_data_as, data_digest,
+                extra_tags,
+            )  # fmt: skip
+            yield tracked
+    except BaseException:
+        if tracked is not None and tracked.registered is not None:
+            _mark_failed(tracked.registered, config)
+        raise
+    if tracked.registered is not None:
+        finish_registration(tracked.registered, config)
     if tracked.refused is not None:
         raise tracked.refused
+
+
+def _start(
+    tracked: TrackedRun,
+    data: pd.DataFrame,
+    source: str,
+    kind: str,
+    model_family: str,
+    log_data_as: tuple[str, str] | None,
+    data_digest: str | None,
+    extra_tags: Mapping[str, Any],
+) -> None:
+    """Log the run's data and its common tags."""
+    if log_data_as is None:
+        tracked.data_digest = data_digest or dataset_digest(data, source=source)
+    else:
+        tracked.data_digest = tracked.log_dataset(
+            data, name=log_data_as[0], source=source, context=log_data_as[1]
+        )
+    tracked.tags(
+        run_tags(
+            run_kind=kind,
+            model_family=model_family,
+            data_digest=tracked.data_digest,
+            data_source=source,
+            config=tracked.config,
+            **extra_tags,
+        )
+    )
+
+
+def finish_registration(registered: Registered, config: TrainingConfig) -> None:
+    """Mark a finished run's version complete, then give it its alias.
+
+    The champion is re-checked here: when jobs ran at once on a registry without a
+    champion, only the first to finish takes ``@champion``; the others become the
+    challenger.
+    """
+    names = config.tracking
+    name = names.registered_model
+    set_version_state(name, registered.version, "complete")
+    if registered.alias == names.champion_alias:
+        try:
+            if champion_version(name, names.champion_alias) is None:
+                set_alias(name, names.champion_alias, registered.version)
+                return
+        except MlflowException as exc:
+            # The alias guard of a team server refuses a trainer who lost the race
+            # for the first champion: the version becomes the challenger instead.
+            if exc.error_code != "PERMISSION_DENIED":
+                raise
+        registered.alias = names.challenger_alias
+    set_alias(name, registered.alias, registered.version)
+
+
+def _mark_failed(registered: Registered, config: TrainingConfig) -> None:
+    """Best effort: tag a failed run's version ``failed`` (the server may be gone)."""
+    # If the server is gone it stays ``pending``: never aliased either way.
+    with contextlib.suppress(MlflowException, OSError):
+        set_version_state(
+            config.tracking.registered_model, registered.version, "failed"
+        )
