@@ -134,10 +134,16 @@ class RegistrationCriteria(_Settings):
     predicted risk and the observed rate (probability scale). The AUROC floor is the
     published baseline's: RIFLE-LN reported AUROC 0.70 (Chan et al., Front Immunol
     2023; clinical.md §1.2); the lower 95 % bound of the new model's must exceed it.
+
+    The slope's bounds allow for the sampling spread of the held-out set: on the
+    default profile's 4,600 held-out patients (~450 events) the *true* risk's own
+    slope has a standard deviation of about 0.05 between fresh test sets, so
+    [0.9, 1.1] would refuse a perfectly calibrated model about one time in twenty
+    before any estimation error; [0.8, 1.2] is two such deviations wider.
     """
 
-    cal_slope_min: float = 0.9
-    cal_slope_max: float = 1.1
+    cal_slope_min: float = 0.8
+    cal_slope_max: float = 1.2
     max_abs_citl: float = Field(0.02, ge=0, description="|mean predicted − observed|")
     max_ici: float = Field(0.02, ge=0)
     min_auroc_ci_low: float = Field(

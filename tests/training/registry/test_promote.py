@@ -45,8 +45,8 @@ def test_a_challenger_meeting_every_criterion_passes() -> None:
     ("change", "failing"),
     [
         ({"auroc": 0.79}, "auroc_vs_champion"),  # below champion's CI low of 0.80
-        ({"cal_slope": 0.85}, "cal_slope"),
-        ({"cal_slope": 1.12}, "cal_slope"),
+        ({"cal_slope": 0.75}, "cal_slope"),
+        ({"cal_slope": 1.25}, "cal_slope"),
         ({"mean_predicted": 0.125}, "abs_mean_predicted_minus_observed"),
         ({"ici": 0.03}, "ici"),
         ({"ici": float("nan")}, "ici"),  # cannot be computed: fails

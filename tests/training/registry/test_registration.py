@@ -38,7 +38,7 @@ def test_absolute_checks_pass_a_calibrated_model_above_the_baseline() -> None:
     ("change", "failing"),
     [
         ({"auroc_ci_low": 0.70}, "auroc_ci_low"),  # must be above RIFLE-LN's 0.70
-        ({"cal_slope": 1.2}, "cal_slope"),
+        ({"cal_slope": 1.25}, "cal_slope"),
         ({"mean_predicted": 0.13}, "abs_mean_predicted_minus_observed"),
         ({"ici": float("nan")}, "ici"),
     ],
