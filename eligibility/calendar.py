@@ -47,3 +47,26 @@ def calendar_age_years(date_of_birth: ArrayLike, on: date) -> FloatArray:
         ages = [age_on(date.fromordinal(int(d) + _EPOCH), on) for d in unique]
         out[known] = np.asarray(ages)[inverse]
     return out
+
+
+def months_before(day: date, months: int) -> date:
+    """The same day of the month ``months`` calendar months before ``day``.
+
+    A day the earlier month does not have clamps to that month's last day: 6 months
+    before 2027-08-31 is 2027-02-28, before 2028-08-31 it is 2028-02-29 (a leap
+    year), and 6 months before 2026-12-01 is 2026-06-01.
+    """
+    index = day.year * 12 + (day.month - 1) - months
+    year, month = divmod(index, 12)
+    month += 1
+    following = date(year + month // 12, month % 12 + 1, 1)
+    last_day = (following - date(year, month, 1)).days
+    return date(year, month, min(day.day, last_day))
+
+
+def window_days(day: date, *, days: float = 0, months: int = 0) -> float:
+    """The length in days of a look-back of ``months`` calendar months (or of
+    ``days`` days) ending on ``day``: 6 months before 2026-12-01 is 183 days."""
+    if months:
+        return float((day - months_before(day, months)).days)
+    return float(days)

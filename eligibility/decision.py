@@ -59,6 +59,8 @@ class CriterionVerdict(NamedTuple):
         reason: one readable sentence for a coordinator.
         missing: fields whose absence leaves an ``unknown`` verdict open.
         evidence: fields, values, dates and derived values used.
+        reading: the reading of an ambiguous sentence applied, e.g.
+            ``b-cell-history: washout (pinned)``; None when the text is clear.
     """
 
     id: str
@@ -67,6 +69,7 @@ class CriterionVerdict(NamedTuple):
     reason: str
     missing: tuple[str, ...] = ()
     evidence: Mapping[str, Any] = {}
+    reading: str | None = None
 
     @property
     def fails(self) -> bool:
@@ -135,8 +138,9 @@ def phrase(
     else:
         reason = ("meets: " if verdict == "met" else "does not meet: ") + said
     return CriterionVerdict(
-        criterion.id, criterion.kind, verdict, reason, missing, evidence
-    )
+        criterion.id, criterion.kind, verdict, reason, missing, evidence,
+        criterion.applied,
+    )  # fmt: skip
 
 
 class Screened:
@@ -322,7 +326,7 @@ def decide(
     ):
         raise ValueError("risks: one probability in [0, 1] per patient")
     if gate is None:
-        gate = Gate(risk, criteria.risk_gate.threshold)
+        gate = Gate(risk, criteria.risk_gate.cut)
     states = gate.states
     if states.shape != (table.n,) or not set(states.tolist()) <= set(GATE_STATES):
         raise ValueError(f"gate: one of {', '.join(GATE_STATES)} per patient")

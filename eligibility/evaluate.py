@@ -11,7 +11,10 @@ single-patient answer and the column-wise screening of a registry agree by
 construction.
 
 Kleene logic: ``all`` is false if any child is false, ``any`` true if any child is
-true; otherwise a missing datum (``unknown``) outranks ``judgment``.
+true; otherwise a missing datum (``unknown``) outranks ``judgment``. A ``readings``
+node (the alternative readings of an ambiguous sentence) is their common value when
+they agree, ``unknown`` while a missing datum could still make them agree, and
+``judgment`` when they disagree.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import enum
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from functools import cached_property
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -29,6 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from data_schema import VERDICTS, PatientRecord
+from eligibility.calendar import window_days
 from eligibility.derived import DERIVED, Interval
 from eligibility.rules import (
     OPS,
@@ -42,6 +46,7 @@ from eligibility.rules import (
     MoreThanDaysAgoNode,
     Node,
     NotNode,
+    ReadingsNode,
     RiskGateNode,
     Window,
     WithinDaysNode,
@@ -116,8 +121,18 @@ def _missing(name: str) -> str:
     return f"{name} not recorded"
 
 
+def _after_screening(name: str, value: date, t: Table) -> str:
+    return f"{name} {value} is after the screening date {t.screening_date}"
+
+
 # --- the program --------------------------------------------------------------------
-_COMBINE = (AllNode, AnyNode, NotNode)
+_COMBINE = (AllNode, AnyNode, NotNode, ReadingsNode)
+_COMBINE_KINDS = {
+    AllNode: "all",
+    AnyNode: "any",
+    NotNode: "not",
+    ReadingsNode: "readings",
+}
 
 
 class _Group(NamedTuple):
@@ -159,6 +174,8 @@ class Program:
             kids = tuple(node.any_)
         elif isinstance(node, NotNode):
             kids = (node.not_,)
+        elif isinstance(node, ReadingsNode):
+            kids = tuple(node.alternatives.values())
         child_ids = tuple(self._add(k) for k in kids)
         index = len(self.nodes)
         self.nodes.append(node)
@@ -166,7 +183,7 @@ class Program:
         height = 1 + max((self.heights[c] for c in child_ids), default=-1)
         self.heights.append(height)
         if isinstance(node, _COMBINE):
-            kind = {AllNode: "all", AnyNode: "any", NotNode: "not"}[type(node)]
+            kind = _COMBINE_KINDS[type(node)]
             while len(self.levels) < height:
                 self.levels.append([])
             self.levels[height - 1].append(index)
@@ -187,11 +204,19 @@ class Program:
 
     @cached_property
     def numbers(self) -> _Group:
-        nodes: list[CompareNode] = [self.nodes[i] for i in self.leaves["number"]]  # type: ignore[misc]
+        return self._comparisons("number", "field")
+
+    @cached_property
+    def days(self) -> _Group:
+        """Comparisons of whole days since a date (the fields are the dates)."""
+        return self._comparisons("days", "days_since")
+
+    def _comparisons(self, kind: str, subject: str) -> _Group:
+        nodes: list[CompareNode] = [self.nodes[i] for i in self.leaves[kind]]  # type: ignore[misc]
         ops = np.array([n.op for n in nodes])
         return _Group(
-            np.array(self.leaves["number"], dtype=np.intp),
-            tuple(str(n.field) for n in nodes),
+            np.array(self.leaves[kind], dtype=np.intp),
+            tuple(str(getattr(n, subject)) for n in nodes),
             {
                 "limits": np.array([n.value for n in nodes], dtype=np.float64)[:, None],
                 "ops": [(op, ops == op) for op in dict.fromkeys(ops.tolist())],
@@ -200,7 +225,9 @@ class Program:
 
     @cached_property
     def windows(self) -> _Group:
-        """Every look-back window: ``max(days, half_lives × half-life)`` days."""
+        """Every look-back window: ``max(days, half_lives × half-life)`` days; the
+        length of a window of calendar months depends on the screening date
+        (:meth:`window_lengths`)."""
         indices = self.leaves["window"]
         windows = [_window_of(self.nodes[i]) for i in indices]  # type: ignore[arg-type]
         within = [isinstance(self.nodes[i], WithinDaysNode) for i in indices]
@@ -214,7 +241,10 @@ class Program:
             tuple(f"{w.exposure}_ever" for w in windows),
             {
                 "last": tuple(f"{w.exposure}_last_date" for w in windows),
-                "days": column([w.days for w in windows]),
+                "windows": tuple(windows),
+                "calendar": any(w.months is not None for w in windows),
+                "days": column([w.days or 0.0 for w in windows]),
+                "inclusive": column([w.boundary == "inclusive" for w in windows]) > 0,
                 "within": np.array(within)[:, None],
                 "scaled": np.array(scaled, dtype=np.intp),
                 "half_life": tuple(str(windows[j].half_life_field) for j in scaled),
@@ -222,22 +252,49 @@ class Program:
             },
         )
 
+    def window_lengths(self, screening_date: date) -> np.ndarray:
+        """(windows, 1): each window's base length in days on a screening date
+        (calendar months counted back from that date; cached per date)."""
+        p = self.windows.params
+        if not p["calendar"]:
+            return p["days"]
+        cache = self.__dict__.setdefault("_window_lengths", {})
+        found = cache.get(screening_date)
+        if found is None:
+            found = cache[screening_date] = np.array(
+                [
+                    window_days(screening_date, days=w.days or 0, months=w.months or 0)
+                    for w in p["windows"]
+                ],
+                dtype=np.float64,
+            )[:, None]
+        return found
+
     @cached_property
     def combinations(self) -> list[list[tuple[type, _Group]]]:
-        """Per level, the ``all``/``any`` groups (children padded) and ``not``s."""
+        """Per level, one group of the ``all`` and ``any`` nodes (children padded:
+        with the constant true row for ``all``, false for ``any``; their decisive
+        and fallback values per node), the ``not``s and the ``readings``."""
         out = []
         for level in self.levels:
             groups = []
-            for kind in (AllNode, AnyNode, NotNode):
-                members = [i for i in level if isinstance(self.nodes[i], kind)]
+            for kinds in ((AllNode, AnyNode), (NotNode,), (ReadingsNode,)):
+                members = [i for i in level if isinstance(self.nodes[i], kinds)]
                 if not members:
                     continue
                 width = max(len(self.children[i]) for i in members)
-                pad = -2 if kind is AllNode else -1  # the constant true / false rows
-                kids = np.full((len(members), width), pad, dtype=np.intp)
+                is_all = np.array([isinstance(self.nodes[i], AllNode) for i in members])
+                kids = np.where(is_all, -2, -1)[:, None].repeat(width, axis=1)
                 for row, i in enumerate(members):
+                    if kinds[0] is ReadingsNode:  # a repeated alternative: no change
+                        kids[row, :] = self.children[i][0]
                     kids[row, : len(self.children[i])] = self.children[i]
-                groups.append((kind, _Group(np.array(members), params={"kids": kids})))
+                params = {
+                    "kids": kids.astype(np.intp),
+                    "decisive": np.where(is_all, FALSE, TRUE).astype(np.int8)[:, None],
+                    "fallback": np.where(is_all, TRUE, FALSE).astype(np.int8)[:, None],
+                }
+                groups.append((kinds[0], _Group(np.array(members), params=params)))
             out.append(groups)
         return out
 
@@ -309,13 +366,7 @@ class Evaluation:
 
     def _numbers(self, indices: list[int]) -> None:
         group = self.program.numbers
-        values = self.table.num(group.fields)
-        ok = np.zeros(values.shape, dtype=bool)
-        for op, rows in group.params["ops"]:
-            ok[rows] = OPS[op](values[rows], group.params["limits"][rows])
-        codes = ok.astype(np.int8)
-        codes[np.isnan(values)] = UNKNOWN
-        self.codes[group.indices] = codes
+        self.codes[group.indices] = _compare_rows(group, self.table.num(group.fields))
 
     def _texts(self, indices: list[int]) -> None:
         for i in indices:
@@ -337,31 +388,33 @@ class Evaluation:
             self.codes[i] = _compare_interval(node, self.intervals[i])
 
     def _days(self, indices: list[int]) -> None:
-        for i in indices:
-            node: CompareNode = self.program.nodes[i]  # type: ignore[assignment]
-            name = str(node.days_since)
-            ago = self.table.days_ago(name)
-            self.intervals[i] = Interval(
-                ago, ago, {name: np.isnan(ago)}, lambda r, name=name: {
+        group = self.program.days
+        ago = self.table.days_ago(group.fields)
+        self.codes[group.indices] = _compare_rows(group, ago)
+        gone = np.isnan(ago)
+        for j, (i, name) in enumerate(zip(group.indices, group.fields, strict=True)):
+            self.intervals[int(i)] = Interval(
+                ago[j], ago[j], {name: gone[j]}, lambda r, name=name: {
                     name: self.table.value(name, r)
                 }
             )  # fmt: skip
-            self.codes[i] = _compare_interval(node, self.intervals[i])
 
     def _windows(self, indices: list[int]) -> None:
         group, p = self.program.windows, self.program.windows.params
         ever_na = self.table.na(group.fields)
         ever = self.table.flag(group.fields)
         ago = self.table.days_ago(p["last"])
-        window = np.broadcast_to(p["days"], ago.shape).copy()
+        base = self.program.window_lengths(self.table.screening_date)
+        window = np.broadcast_to(base, ago.shape).copy()
         open_ = np.zeros(ago.shape, dtype=bool)
         if len(p["scaled"]):  # windows of k half-lives of a recorded half-life
             half_life = self.table.num(p["half_life"])
             rows = p["scaled"]
             window[rows] = np.fmax(window[rows], p["half_lives"] * half_life)
             # without the half-life only the shortest window (``days``) decides
-            open_[rows] = np.isnan(half_life) & (ago[rows] > p["days"][rows])
-        codes = ((ago <= window) == p["within"]).astype(np.int8)
+            open_[rows] = np.isnan(half_life) & (ago[rows] > base[rows])
+        inside = np.where(p["inclusive"], ago <= window, ago < window)
+        codes = (inside == p["within"]).astype(np.int8)
         codes[open_ | np.isnan(ago) | ever_na] = UNKNOWN
         codes[~ever_na & ~ever] = FALSE
         self.codes[group.indices] = codes
@@ -381,6 +434,14 @@ class Evaluation:
     # --- combinations -----------------------------------------------------------------
     def _combine(self, kind: type, group: _Group) -> None:
         stack = self.codes[group.params["kids"]]  # (nodes, children, patients)
+        if kind is ReadingsNode:
+            first = stack[:, 0]
+            agree = (stack == first[:, None]).all(axis=1)
+            open_ = (stack == UNKNOWN).any(axis=1)
+            self.codes[group.indices] = np.where(
+                agree, first, np.where(open_, UNKNOWN, JUDGMENT)
+            )
+            return
         if kind is NotNode:
             child = stack[:, 0]
             flipped = np.where(
@@ -388,12 +449,12 @@ class Evaluation:
             )
             self.codes[group.indices] = flipped
             return
-        decisive, fallback = (FALSE, TRUE) if kind is AllNode else (TRUE, FALSE)
-        codes = np.full((stack.shape[0], stack.shape[2]), fallback, dtype=np.int8)
-        codes[(stack == JUDGMENT).any(axis=1)] = JUDGMENT
+        # all / any together: decisive false / true, else unknown, judgment, fallback
+        decisive, fallback = group.params["decisive"], group.params["fallback"]
+        codes = np.where((stack == JUDGMENT).any(axis=1), JUDGMENT, fallback)
         codes[(stack == UNKNOWN).any(axis=1)] = UNKNOWN
-        codes[(stack == decisive).any(axis=1)] = decisive
-        self.codes[group.indices] = codes
+        hit = (stack == decisive[:, :, None]).any(axis=1)
+        self.codes[group.indices] = np.where(hit, decisive, codes)
 
     # --- one patient -----------------------------------------------------------------
     def _row(self, row: int) -> list[int]:
@@ -423,7 +484,7 @@ class Evaluation:
         if codes[index] != UNKNOWN:
             return ()
         kind = self.program.kinds[index]
-        if kind in ("all", "any", "not"):
+        if kind in ("all", "any", "not", "readings"):
             fields = (
                 name
                 for child in self.program.children[index]
@@ -457,7 +518,38 @@ class Evaluation:
             return f"not ({reason})", evidence, judgments
         if kind in ("all", "any"):
             return self._combined_details(index, row, is_all=kind == "all")
+        if kind == "readings":
+            return self._readings_details(index, row)
         return _DETAILS[kind](self, index, row)
+
+    def _readings_details(
+        self, index: int, row: int
+    ) -> tuple[str, dict[str, Any], tuple[str, ...]]:
+        """The common reason when the alternatives agree; each alternative's value
+        and reason, and the question, when they disagree."""
+        node: ReadingsNode = self.program.nodes[index]  # type: ignore[assignment]
+        codes = self._row(row)
+        kids = self.program.children[index]
+        outcomes = {
+            name: VERDICTS[codes[child]]
+            for name, child in zip(node.alternatives, kids, strict=True)
+        }
+        if codes[index] != JUDGMENT or len(set(outcomes.values())) == 1:
+            reason, evidence, judgments = self.details(kids[0], row)
+            return (
+                reason,
+                {**evidence, f"readings:{node.readings}": outcomes},
+                judgments,
+            )
+        evidence: dict[str, Any] = {}
+        parts = []
+        for name, child in zip(node.alternatives, kids, strict=True):
+            reason, child_evidence, _ = self.details(child, row)
+            evidence.update(child_evidence)
+            parts.append(f"{name}: {outcomes[name]} ({reason})")
+        evidence[f"readings:{node.readings}"] = outcomes
+        question = f"which reading of {node.readings} applies? " + "; ".join(parts)
+        return f"the readings disagree — {'; '.join(parts)}", evidence, (question,)
 
     def _combined_details(
         self, index: int, row: int, *, is_all: bool
@@ -480,6 +572,17 @@ class Evaluation:
         return joiner.join(dict.fromkeys(shown)), evidence, judgments
 
 
+def _compare_rows(group: _Group, values: FloatArray) -> Codes:
+    """Each row of ``values`` against its node's operator and limit; NaN is
+    unknown."""
+    ok = np.zeros(values.shape, dtype=bool)
+    for op, rows in group.params["ops"]:
+        ok[rows] = OPS[op](values[rows], group.params["limits"][rows])
+    codes = ok.astype(np.int8)
+    codes[np.isnan(values)] = UNKNOWN
+    return codes
+
+
 def _compare_interval(node: CompareNode, iv: Interval) -> Codes:
     """Compare ``[lo, hi]``: decided when both ends agree (equality needs a point);
     NaN (cannot be computed) is unknown."""
@@ -498,7 +601,7 @@ def _window_missing(w: Window, t: Table, row: int) -> tuple[str, ...]:
     ever_name, last_name = f"{w.exposure}_ever", f"{w.exposure}_last_date"
     if t.value(ever_name, row) is None:
         return (ever_name,)
-    if t.value(last_name, row) is None:
+    if t.value(last_name, row) is None or t.after_screening(last_name, row):
         return (last_name,)
     return (str(w.half_life_field),)  # only a missing half-life leaves it open
 
@@ -586,6 +689,9 @@ def _derived_details(ev: Evaluation, index: int, row: int) -> Details:
     node: CompareNode = ev.program.nodes[index]  # type: ignore[assignment]
     if node.days_since is not None and ev.table.value(node.days_since, row) is None:
         return _missing(node.days_since), {}, ()
+    if node.days_since is not None and ev.table.after_screening(node.days_since, row):
+        value = ev.table.value(node.days_since, row)
+        return _after_screening(node.days_since, value, ev.table), {}, ()
     evidence = ev.intervals[index].evidence(row)
     return _interval_details(ev, node, index, row), evidence, ()
 
@@ -626,15 +732,25 @@ def _window_details(
     evidence: dict[str, Any] = {ever_name: True, last_name: last}
     if last is None:
         return _missing(last_name), evidence, ()
+    if last > t.screening_date:
+        return _after_screening(last_name, last, t), evidence, ()
     days = (t.screening_date - last).days
     evidence[f"days_since_{last_name}"] = days
-    label = f"{_fmt(w.days)} days"
-    inside = days <= w.days
+    base = window_days(t.screening_date, days=w.days or 0, months=w.months or 0)
+    label = w.label
+    if w.months is not None:
+        label += f" ({base:g} days back to {t.screening_date - timedelta(base)})"
+    label += f", {w.boundary}"
+
+    def inside(window: float) -> bool:
+        return days <= window if w.boundary == "inclusive" else days < window
+
+    is_inside = inside(base)
     if w.half_life_field is not None:
         assert w.half_lives is not None
         half_life = t.value(w.half_life_field, row)
         if half_life is None:
-            if not inside:
+            if not is_inside:
                 return _missing(w.half_life_field), evidence, ()
             reason = (
                 f"last {w.exposure} {days} days before screening, within "
@@ -642,13 +758,13 @@ def _window_details(
             )
             return reason, evidence, ()
         evidence[w.half_life_field] = half_life
-        window = max(w.days, w.half_lives * half_life)
-        inside = days <= window
+        window = max(base, w.half_lives * half_life)
+        is_inside = inside(window)
         label = (
-            f"{_fmt(window)} days (greater of {_fmt(w.days)} days and "
+            f"{_fmt(window)} days (greater of {label} and "
             f"{_fmt(w.half_lives)} × {_fmt(half_life)}-day half-life)"
         )
-    where = "within" if inside else "more than"
+    where = "within" if is_inside else "more than"
     reason = f"last {w.exposure} {days} days before screening ({where} {label})"
     return reason, evidence, ()
 

@@ -12,14 +12,22 @@ Leaves (``<f>`` is a :class:`data_schema.PatientRecord` field):
 * ``{days_since: <date field>, op: <op>, value: days}`` — whole days from that date
   to the screening date.
 * ``{is_true: <flag>}`` / ``{is_false: <flag>}``.
-* ``{within_days: {exposure: <stem>, days: N, [half_lives: k, half_life_field: <f>]}}``
-  — the exposure ``<stem>_ever`` happened and ``<stem>_last_date`` is at most
-  ``window`` days before screening, ``window = max(N, k × half-life)``; day N itself
-  is inside the window. ``<stem>_ever == false`` is a recorded negative.
+* ``{within_days: {exposure: <stem>, days: N | months: M, boundary: inclusive |
+  exclusive, [half_lives: k, half_life_field: <f>]}}`` — the exposure
+  ``<stem>_ever`` happened and ``<stem>_last_date`` is at most ``window`` days
+  before screening, ``window = max(N, k × half-life)``. ``months`` counts calendar
+  months back from the screening date (:func:`eligibility.calendar.months_before`).
+  ``boundary`` says whether the first day of the window (day N, or the same day M
+  months earlier) is inside. ``<stem>_ever == false`` is a recorded negative.
 * ``{more_than_days_ago: {...same...}}`` — exposed, and the last date is more than
   the window before screening (never exposed → false).
 * ``{judgment: "question"}`` — only the investigator can answer.
 * ``{risk_above_gate: true}`` — the model's risk is above the file's ``risk_gate``.
+* ``{readings: <id>, alternatives: {<alternative>: <tree>, ...}}`` — the rule of
+  each alternative reading of an ambiguous registry sentence, evaluated side by
+  side: their common value when they agree, ``unknown`` while a missing datum could
+  still make them agree, otherwise ``judgment``. Built by
+  :mod:`eligibility.readings` for a reading left open; not written in files.
 
 :mod:`eligibility.evaluate` evaluates a tree on a table of patients (Kleene
 three-valued logic plus ``judgment``), with reasons and evidence on request.
@@ -136,19 +144,32 @@ class IsFalseNode(_Node):
 class Window(_Node):
     """A look-back window on an exposure pair ``<stem>_ever`` / ``<stem>_last_date``.
 
-    The window is ``max(days, half_lives × <half_life_field>)`` days.
+    The window is ``max(days, half_lives × <half_life_field>)`` days, or ``months``
+    calendar months back from the screening date. ``boundary`` states whether the
+    window's first day is inside (``inclusive``) or not (``exclusive``).
     """
 
     exposure: str
-    days: float = Field(ge=0)
+    days: float | None = Field(default=None, ge=0)
+    months: int | None = Field(default=None, gt=0)
+    boundary: Literal["inclusive", "exclusive"]
     half_lives: float | None = Field(default=None, gt=0)
     half_life_field: str | None = None
 
     @model_validator(mode="after")
     def _pair(self) -> Window:
+        if (self.days is None) == (self.months is None):
+            raise ValueError("give exactly one of days, months")
         if (self.half_lives is None) != (self.half_life_field is None):
             raise ValueError("half_lives and half_life_field go together")
         return self
+
+    @property
+    def label(self) -> str:
+        """``6 calendar months`` / ``90 days``, as shown in reasons."""
+        if self.months is not None:
+            return f"{self.months} calendar month{'s' if self.months > 1 else ''}"
+        return f"{self.days:g} days"
 
 
 class WithinDaysNode(_Node):
@@ -175,6 +196,13 @@ class RiskGateNode(_Node):
     risk_above_gate: Literal[True]
 
 
+class ReadingsNode(_Node):
+    """Every alternative reading of one ambiguity, side by side (see module doc)."""
+
+    readings: str
+    alternatives: dict[str, Node] = Field(min_length=2)
+
+
 _TAGS = (
     "all",
     "any",
@@ -185,6 +213,7 @@ _TAGS = (
     "more_than_days_ago",
     "judgment",
     "risk_above_gate",
+    "readings",
 )
 
 
@@ -209,7 +238,8 @@ Node = Annotated[
     | Annotated[WithinDaysNode, Tag("within_days")]
     | Annotated[MoreThanDaysAgoNode, Tag("more_than_days_ago")]
     | Annotated[JudgmentNode, Tag("judgment")]
-    | Annotated[RiskGateNode, Tag("risk_above_gate")],
+    | Annotated[RiskGateNode, Tag("risk_above_gate")]
+    | Annotated[ReadingsNode, Tag("readings")],
     Discriminator(
         _tag,
         custom_error_type="unknown_rule_node",
@@ -229,8 +259,9 @@ _MODEL_TAGS: dict[type, str] = {
     MoreThanDaysAgoNode: "more_than_days_ago",
     JudgmentNode: "judgment",
     RiskGateNode: "risk_above_gate",
+    ReadingsNode: "readings",
 }
-for _model in (AllNode, AnyNode, NotNode):
+for _model in (AllNode, AnyNode, NotNode, ReadingsNode):
     _model.model_rebuild()
 
 
@@ -256,6 +287,9 @@ class _Checker:
                     self.visit(child)
             case NotNode():
                 self.visit(n.not_)
+            case ReadingsNode():
+                for child in n.alternatives.values():
+                    self.visit(child)
             case IsTrueNode():
                 self.kind(n.is_true, ("bool",), "is_true")
             case IsFalseNode():
@@ -342,6 +376,9 @@ def referenced_fields(node: Node) -> set[str]:
                 out |= referenced_fields(c)
         case NotNode():
             out |= referenced_fields(node.not_)
+        case ReadingsNode():
+            for c in node.alternatives.values():
+                out |= referenced_fields(c)
         case CompareNode():
             out.add(str(node.field or node.days_since or ""))
         case IsTrueNode():

@@ -52,7 +52,7 @@ def screen_patients(
     model: LNRiskModel, table: Table, criteria: TrialCriteria
 ) -> Screened:
     """Risk, gate, every criterion and the decision for every patient of a table."""
-    gate = gate_of(model, table, criteria.risk_gate.threshold)
+    gate = gate_of(model, table, criteria.risk_gate.cut)
     return decide(table, criteria, gate.risk, gate)
 
 
@@ -82,7 +82,7 @@ def screen(
     table = Table.from_record(record, screening_date)
     risks = np.array([risk])
     states = None if gate is None else np.array([gate])
-    given = Gate(risks, criteria.risk_gate.threshold, state=states)
+    given = Gate(risks, criteria.risk_gate.cut, state=states)
     return decide(table, criteria, risks, given).decision(0)
 
 
@@ -111,7 +111,7 @@ def screen_frame(
     """
     risk = np.asarray(risks, dtype=np.float64)
     states = None if gates is None else np.asarray(gates, dtype=object)
-    gate = Gate(risk, criteria.risk_gate.threshold, state=states)
+    gate = Gate(risk, criteria.risk_gate.cut, state=states)
     screened = decide(Table.from_frame(df, screening_date), criteria, risk, gate)
     out = screened.frame()
     out.index = df.index
@@ -121,8 +121,12 @@ def screen_frame(
 # --- a whole file ---------------------------------------------------------------------
 @dataclass(frozen=True)
 class ScreeningResult:
+    """Every patient's line, the attrition table, and the criteria version (with
+    its pinned readings) both were computed under."""
+
     per_patient: pd.DataFrame
     attrition: pd.DataFrame
+    criteria_version: str = ""
 
 
 def screen_population(
@@ -152,11 +156,14 @@ def screen_population(
     per_patient = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     if "patient_id" in cohort:
         per_patient.insert(0, "patient_id", cohort["patient_id"].to_numpy())
-    return ScreeningResult(per_patient, attrition_table(per_patient, criteria))
+    return ScreeningResult(
+        per_patient, attrition_table(per_patient, criteria), criteria.criteria_version
+    )
 
 
 def write_results(result: ScreeningResult, out_dir: str | Path) -> list[Path]:
-    """``screening.csv`` (one row per patient) and ``attrition.csv``."""
+    """``screening.csv`` (one row per patient) and ``attrition.csv`` (each step
+    with the criteria version it was counted under)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     table = result.per_patient.copy()
@@ -165,5 +172,6 @@ def write_results(result: ScreeningResult, out_dir: str | Path) -> list[Path]:
             table[col] = table[col].map(lambda v: ";".join(v) if v else "")
     paths = [out / "screening.csv", out / "attrition.csv"]
     table.to_csv(paths[0], index=False)
-    result.attrition.to_csv(paths[1], index=False)
+    attrition = result.attrition.assign(criteria_version=result.criteria_version)
+    attrition.to_csv(paths[1], index=False)
     return paths

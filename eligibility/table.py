@@ -127,8 +127,27 @@ class Table(ABC):
         return self._get("text", fields)
 
     def dates(self, fields: Fields) -> NDArray[np.datetime64]:
-        """Dates as ``datetime64[D]``, NaT where missing."""
-        return self._get("dates", fields)
+        """Dates as ``datetime64[D]``, NaT where missing or after the screening date.
+
+        Every date is read relative to the screening date: one after it (a birth,
+        a dose, a diagnosis that has not happened yet on day 0) cannot be used, so
+        what rests on it is unknown (:meth:`after_screening` tells which).
+        """
+        key = ("dates-on", fields)
+        found = self._cache.get(key)
+        if found is None:
+            found = self._get("dates", fields)
+            later = found > np.datetime64(self.screening_date, "D")
+            if later.any():
+                found = np.where(later, np.datetime64("NaT"), found)
+            self._cache[key] = found
+        return found
+
+    def after_screening(self, name: str, row: int) -> bool:
+        """The date ``name`` of ``row`` is recorded but later than the screening
+        date."""
+        value = self.value(name, row)
+        return value is not None and value > self.screening_date
 
     def days_ago(self, fields: Fields) -> FloatArray:
         """Whole days from the date to the screening date (0 on the day; NaN if

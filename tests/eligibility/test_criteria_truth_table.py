@@ -81,13 +81,48 @@ CASES: list[tuple[str, dict[str, Any], str, tuple[str, ...]]] = [
         "not_met",
         (),
     ),
-    ("INC-04a-soc-stable-30d", {"soc_regimen_stable_since": ago(30)}, "met", ()),
-    ("INC-04a-soc-stable-30d", {"soc_regimen_stable_since": ago(29)}, "not_met", ()),
+    # per drug: each drug taken at its dose for >= 30 days (day 30 included)
+    ("INC-04a-soc-stable-30d", {"prednisone_dose_unchanged_since": ago(30)}, "met", ()),
     (
         "INC-04a-soc-stable-30d",
-        {"soc_regimen_stable_since": None},
+        {"prednisone_dose_unchanged_since": ago(29)},
+        "not_met",
+        (),
+    ),
+    (
+        "INC-04a-soc-stable-30d",
+        {"hydroxychloroquine_dose_unchanged_since": ago(7)},
+        "not_met",
+        (),
+    ),
+    (  # a drug not taken needs no date
+        "INC-04a-soc-stable-30d",
+        {"prednisone_mg_day": 0.0, "prednisone_dose_unchanged_since": None},
+        "met",
+        (),
+    ),
+    (
+        "INC-04a-soc-stable-30d",
+        {
+            "immunosuppressant_current": True,
+            "immunosuppressant_name": "azathioprine",
+            "immunosuppressant_dose_unchanged_since": ago(10),
+        },
+        "not_met",
+        (),
+    ),
+    (  # the regimen-level date alone cannot tell a changed dose from a stable one
+        "INC-04a-soc-stable-30d",
+        {
+            "soc_regimen_stable_since": ago(400),
+            "prednisone_dose_unchanged_since": None,
+            "hydroxychloroquine_dose_unchanged_since": None,
+        },
         "unknown",
-        ("soc_regimen_stable_since",),
+        (
+            "prednisone_dose_unchanged_since",
+            "hydroxychloroquine_dose_unchanged_since",
+        ),
     ),
     ("INC-04b-prednisone-0-40", {"prednisone_mg_day": 40.0}, "met", ()),
     ("INC-04b-prednisone-0-40", {"prednisone_mg_day": 0.0}, "met", ()),
@@ -100,7 +135,11 @@ CASES: list[tuple[str, dict[str, Any], str, tuple[str, ...]]] = [
     ),
     (
         "INC-04c-soc-agent",
-        {"prednisone_mg_day": 0.0, "hydroxychloroquine_current": False},
+        {
+            "prednisone_mg_day": 0.0,
+            "hydroxychloroquine_current": False,
+            "hydroxychloroquine_dose_unchanged_since": None,
+        },
         "not_met",
         (),
     ),
@@ -109,6 +148,7 @@ CASES: list[tuple[str, dict[str, Any], str, tuple[str, ...]]] = [
         {
             "prednisone_mg_day": 0.0,
             "hydroxychloroquine_current": False,
+            "hydroxychloroquine_dose_unchanged_since": None,
             "immunosuppressant_current": True,
             "immunosuppressant_name": "mycophenolate",
         },
@@ -120,15 +160,19 @@ CASES: list[tuple[str, dict[str, Any], str, tuple[str, ...]]] = [
         {
             "prednisone_mg_day": 0.0,
             "hydroxychloroquine_current": False,
+            "hydroxychloroquine_dose_unchanged_since": None,
             "immunosuppressant_current": True,
             "immunosuppressant_name": "other",
         },
-        "not_met",
+        "needs_judgment",  # reading soc-immunosuppressant-list (tests/…/readings)
         (),
     ),
     (
         "INC-04c-soc-agent",
-        {"prednisone_mg_day": 0.0, "hydroxychloroquine_current": None},
+        {
+            "prednisone_mg_day": 0.0,
+            "hydroxychloroquine_current": None,
+        },
         "unknown",
         ("hydroxychloroquine_current",),
     ),
@@ -208,6 +252,43 @@ CASES: list[tuple[str, dict[str, Any], str, tuple[str, ...]]] = [
         "unknown",
         ("urine_protein_g_24h",),
     ),
+    ("EXC-01f-acr-renal-disorder", {"acr_renal_disorder": True}, "met", ()),
+    ("EXC-01f-acr-renal-disorder", {}, "not_met", ()),
+    (
+        "EXC-01f-acr-renal-disorder",
+        {"acr_renal_disorder": None},
+        "unknown",
+        ("acr_renal_disorder",),
+    ),
+    (
+        "EXC-01g-lupus-nephritis-diagnosis",
+        {
+            "lupus_nephritis_diagnosis_ever": True,
+            "lupus_nephritis_diagnosis_source": "clinical",
+        },
+        "met",
+        (),
+    ),
+    ("EXC-01g-lupus-nephritis-diagnosis", {}, "not_met", ()),
+    (
+        "EXC-01g-lupus-nephritis-diagnosis",
+        {"lupus_nephritis_diagnosis_ever": None},
+        "unknown",
+        ("lupus_nephritis_diagnosis_ever",),
+    ),
+    (
+        "EXC-01h-earlier-abnormal-urinalysis",
+        exposed("abnormal_urinalysis", 900),
+        "met",
+        (),
+    ),
+    ("EXC-01h-earlier-abnormal-urinalysis", {}, "not_met", ()),
+    (
+        "EXC-01h-earlier-abnormal-urinalysis",
+        {"abnormal_urinalysis_ever": None},
+        "unknown",
+        ("abnormal_urinalysis_ever",),
+    ),
     # --- severe lupus, pregnancy ------------------------------------------------
     (
         "EXC-02a-neuropsychiatric-lupus",
@@ -230,6 +311,13 @@ CASES: list[tuple[str, dict[str, Any], str, tuple[str, ...]]] = [
         "unknown",
         ("cardiac_lupus_active",),
     ),
+    (
+        "EXC-02c-other-severe-active-lupus",
+        {"cardiac_lupus_active": True},
+        "met",
+        (),
+    ),
+    ("EXC-02c-other-severe-active-lupus", {}, "needs_judgment", ()),  # open list
     ("EXC-03-pregnancy-lactation", {"pregnant": True}, "met", ()),
     ("EXC-03-pregnancy-lactation", {"lactating": True}, "met", ()),
     ("EXC-03-pregnancy-lactation", {}, "not_met", ()),
@@ -241,18 +329,38 @@ CASES: list[tuple[str, dict[str, Any], str, tuple[str, ...]]] = [
     ),
     ("EXC-03-pregnancy-lactation", {"pregnant": None}, "unknown", ("pregnant",)),
     # --- previous treatment -----------------------------------------------------
-    ("EXC-04a-b-cell-therapy-ever", {"b_cell_therapy_ever": True}, "met", ()),
+    # default of the contradiction b-cell-history: both readings side by side
+    (
+        "EXC-04a-b-cell-therapy-ever",
+        {**exposed("b_cell_therapy", 100), "b_cell_therapy_agent": "rituximab"},
+        "met",
+        (),
+    ),
+    (
+        "EXC-04a-b-cell-therapy-ever",
+        {**exposed("b_cell_therapy", 1096), "b_cell_therapy_agent": "rituximab"},
+        "needs_judgment",
+        (),
+    ),
     ("EXC-04a-b-cell-therapy-ever", {}, "not_met", ()),
     (
         "EXC-04a-b-cell-therapy-ever",
         {"b_cell_therapy_ever": None},
         "unknown",
-        ("b_cell_therapy_ever",),
+        ("b_cell_therapy_ever", "b_cell_therapy_agent"),  # the washout reading's
     ),
-    ("EXC-04b-iv-cyclophosphamide-6m", exposed("iv_cyclophosphamide", 182), "met", ()),
+    # 6 calendar months before 2026-12-01 is 2026-06-01, 183 days; the readings
+    # (6 months / 90 days) disagree in between
+    ("EXC-04b-iv-cyclophosphamide-6m", exposed("iv_cyclophosphamide", 90), "met", ()),
     (
         "EXC-04b-iv-cyclophosphamide-6m",
         exposed("iv_cyclophosphamide", 183),
+        "needs_judgment",
+        (),
+    ),
+    (
+        "EXC-04b-iv-cyclophosphamide-6m",
+        exposed("iv_cyclophosphamide", 184),
         "not_met",
         (),
     ),
@@ -487,8 +595,14 @@ CASES: list[tuple[str, dict[str, Any], str, tuple[str, ...]]] = [
     ),
     (
         "EXC-15d-cyclophosphamide-leukopenia",
-        {**exposed("iv_cyclophosphamide", 400), "leukocytes_10e9_l": 1.99},
+        {**exposed("iv_cyclophosphamide", 60), "leukocytes_10e9_l": 1.99},
         "met",
+        (),
+    ),
+    (  # ever / current course disagree on an old course
+        "EXC-15d-cyclophosphamide-leukopenia",
+        {**exposed("iv_cyclophosphamide", 400), "leukocytes_10e9_l": 1.99},
+        "needs_judgment",
         (),
     ),
     (
@@ -597,7 +711,8 @@ def test_eligible_patient_meets_every_inclusion_and_no_exclusion(
 def test_reason_and_evidence_are_readable(verdict_of) -> None:
     v = verdict_of("EXC-15f-live-vaccine-30d", **exposed("live_vaccine", 12))
     assert v.reason == (
-        "excluded: last live_vaccine 12 days before screening (within 30 days)"
+        "excluded: last live_vaccine 12 days before screening (within 30 days, "
+        "inclusive)"
     )
     assert v.evidence["live_vaccine_last_date"] == ago(12)
     v = verdict_of("EXC-05c-crcl-below-60", **CG_MAN, weight_kg=43.128)

@@ -25,11 +25,12 @@ def test_all_met_is_eligible_with_judgment_items_to_confirm(run, record) -> None
     d = run(record())
     assert d.status == "eligible"
     assert d.to_confirm == (
+        "EXC-02c-other-severe-active-lupus",  # reading severe-active-lupus: open list
         "EXC-12-other-lab-abnormality",
         "EXC-13-intercurrent-illness",
     )
     assert d.missing_fields == ()
-    assert d.criteria_version.startswith("NCT05585671@1.0.0+sha256:")
+    assert d.criteria_version.startswith("NCT05585671@1.1.0+sha256:")
 
 
 def test_consent_not_yet_recorded_goes_to_confirm_not_review(run, record) -> None:

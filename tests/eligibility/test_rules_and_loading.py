@@ -69,10 +69,10 @@ def test_unknown_lists_only_the_fields_that_leave_it_open(record) -> None:
 
 
 def test_exposure_never_is_a_recorded_negative(record) -> None:
-    rule = "{within_days: {exposure: ivig, days: 90}}"
+    rule = "{within_days: {exposure: ivig, days: 90, boundary: inclusive}}"
     assert value_of(rule, record(ivig_ever=False)) is Truth.FALSE
     assert value_of(rule, record(ivig_ever=None)) is Truth.UNKNOWN
-    more = "{more_than_days_ago: {exposure: ivig, days: 90}}"
+    more = "{more_than_days_ago: {exposure: ivig, days: 90, boundary: inclusive}}"
     assert value_of(more, record(ivig_ever=False)) is Truth.FALSE
     assert value_of(more, record(ivig_ever=True, ivig_last_date=date(2026, 9, 1))) is (
         Truth.TRUE  # 91 days before 2026-12-01
@@ -85,9 +85,9 @@ def test_exposure_never_is_a_recorded_negative(record) -> None:
 # --- the shipped files -------------------------------------------------------------
 def test_shipped_file_loads_with_version_and_hash() -> None:
     c = load_criteria()
-    assert c.trial_id == "NCT05585671" and c.version == "1.0.0"
+    assert c.trial_id == "NCT05585671" and c.version == "1.1.0"
     assert len(c.sha256) == 64
-    assert c.criteria_version == f"NCT05585671@1.0.0+sha256:{c.sha256[:12]}"
+    assert c.criteria_version == f"NCT05585671@1.1.0+sha256:{c.sha256[:12]}"
     assert c.risk_gate.threshold == 0.5
     kinds = {x.kind for x in c.criteria}
     assert kinds == {"inclusion", "exclusion"}
@@ -144,7 +144,9 @@ def test_second_file_changes_gate_and_age_without_code_changes(record) -> None:
             r"EXC-99-test: field 'igg_g_l' is of kind 'float'; days_since needs date",
         ),
         (
-            one_rule("{within_days: {exposure: aspirin, days: 3}}"),
+            one_rule(
+                "{within_days: {exposure: aspirin, days: 3, boundary: inclusive}}"
+            ),
             r"EXC-99-test: unknown exposure 'aspirin'",
         ),
         (
