@@ -4,10 +4,15 @@ The pandera schema is generated from :func:`data_schema.fields.field_specs`, so 
 and a single :class:`~data_schema.patient.PatientRecord` obey the same ranges, types and
 categories. Validation is lazy: it collects every failure (row number, column, reason,
 offending value) instead of stopping at the first.
+
+Dates written as text are ISO 8601 (``YYYY-MM-DD``) or follow the one format the
+caller names (``date_format="%d/%m/%Y"``); anything else is refused with its row,
+column and value, never guessed (``01/02/1990`` could be either of two days).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -140,8 +145,51 @@ def _position(df: pd.DataFrame, index_value: object) -> int | None:
     return int(pos) if isinstance(pos, int) else None
 
 
+ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(T00:00(:00(\.0+)?)?)?$")
+"""A calendar date as ISO 8601 text: ``YYYY-MM-DD`` (midnight may follow)."""
+
+
+def parse_dates(
+    values: pd.Series, date_format: str | None = None
+) -> tuple[pd.Series, pd.Series, str]:
+    """Dates of a column: date objects as they are, text as ISO 8601 or as the
+    ``strftime`` format named, never guessed.
+
+    Returns:
+        The parsed column (``datetime64[ns]``, bad cells missing), the mask of cells
+        that could not be read, and the reason to report for them.
+    """
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):  # Parquet, a DataFrame
+        return values.astype("datetime64[ns]"), pd.Series(False, index=values.index), ""
+    present = values.notna()
+    text = values.map(lambda v: isinstance(v, str), na_action="ignore")
+    text = text.fillna(False).astype(bool)
+    parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
+    others = present & ~text
+    if others.any():  # date, datetime, Timestamp, datetime64: already dates
+        parsed[others] = pd.to_datetime(values[others], errors="coerce")
+    if text.any():
+        strings = values[text].str.strip()
+        if date_format is None:
+            iso = strings.str.match(ISO_DATE)
+            strings = strings.where(iso).str.slice(0, 10)
+            fmt = "%Y-%m-%d"
+        else:
+            fmt = date_format
+        parsed[text] = pd.to_datetime(strings, format=fmt, errors="coerce")
+    bad = present & parsed.isna()
+    if date_format is None:
+        reason = (
+            "not a date in ISO 8601 (YYYY-MM-DD); name the file's format "
+            "(e.g. --date-format %d/%m/%Y) rather than have it guessed"
+        )
+    else:
+        reason = f"not a date in the format {date_format}"
+    return parsed, bad, reason
+
+
 def _coerce_column(
-    values: pd.Series, spec_kind: str
+    values: pd.Series, spec_kind: str, date_format: str | None = None
 ) -> tuple[pd.Series, pd.Series, str]:
     """Coerce one column to its schema dtype, cell by cell.
 
@@ -174,16 +222,17 @@ def _coerce_column(
         bad = present & flags.isna()
         return flags.astype("boolean"), bad, "wrong type: expected true/false (or 1/0)"
     if spec_kind == "date":
-        parsed = pd.to_datetime(values, errors="coerce", format="mixed")
-        bad = present & parsed.isna()
-        return parsed.astype("datetime64[ns]"), bad, "wrong type: expected a date"
+        parsed, bad, reason = parse_dates(values, date_format)
+        return parsed, bad, f"wrong type: {reason}"
     # category / text
     is_str = values.map(lambda v: isinstance(v, str), na_action="ignore")
     bad = present & ~is_str.fillna(False).astype(bool)
     return values.where(~bad).astype("string"), bad, "wrong type: expected text"
 
 
-def _coerce(df: pd.DataFrame) -> tuple[pd.DataFrame, list[RowError]]:
+def _coerce(
+    df: pd.DataFrame, date_format: str | None = None
+) -> tuple[pd.DataFrame, list[RowError]]:
     specs = field_specs()
     kinds = {name: spec.kind for name, spec in specs.items()}
     kinds[OUTCOME_COLUMN] = "int"
@@ -194,7 +243,7 @@ def _coerce(df: pd.DataFrame) -> tuple[pd.DataFrame, list[RowError]]:
         kind = kinds.get(column)
         if kind is None:
             continue
-        coerced, bad, reason = _coerce_column(df[column], kind)
+        coerced, bad, reason = _coerce_column(df[column], kind, date_format)
         for pos in np.flatnonzero(bad.to_numpy()):
             errors.append(
                 RowError(int(pos), column, reason, _plain(df[column].iat[pos]))
@@ -203,12 +252,14 @@ def _coerce(df: pd.DataFrame) -> tuple[pd.DataFrame, list[RowError]]:
     return out, errors
 
 
-def validate_cohort(df: pd.DataFrame) -> pd.DataFrame:
+def validate_cohort(df: pd.DataFrame, date_format: str | None = None) -> pd.DataFrame:
     """Validate and coerce a cohort table.
 
     Args:
         df: one row per patient, columns named as the fields of ``PatientRecord`` plus
             optionally ``ln_within_2y``, ``true_risk_2y`` and ``dgp_*`` annotations.
+        date_format: the ``strftime`` format of dates written as text (e.g.
+            ``%d/%m/%Y``); None: ISO 8601 ``YYYY-MM-DD`` only.
 
     Returns:
         The table with every column coerced to its schema dtype, index reset to 0..n-1.
@@ -217,7 +268,7 @@ def validate_cohort(df: pd.DataFrame) -> pd.DataFrame:
         CohortValidationError: listing every failure found (row, column, reason).
     """
     df = df.reset_index(drop=True)
-    df, errors = _coerce(df)
+    df, errors = _coerce(df, date_format)
     errors += _contradictions(df)
     try:
         validated = cohort_schema().validate(df, lazy=True)

@@ -40,6 +40,21 @@ app = _LnriskApp(
 )
 console = Console(stderr=True)
 
+DateFormat = Annotated[
+    str | None,
+    typer.Option(
+        help="strftime format of the file's dates, e.g. %d/%m/%Y (default: ISO 8601 "
+        "YYYY-MM-DD only; dates are never guessed)."
+    ),
+]
+Readings = Annotated[
+    Path | None,
+    typer.Option(
+        help="Overlay YAML pinning readings of ambiguous criteria, e.g. "
+        "'readings: {b-cell-history: washout}'."
+    ),
+]
+
 
 def _fail(message: str, code: int = 2) -> None:
     console.print(f"[red]error:[/red] {message}")
@@ -125,6 +140,7 @@ def train(
         ),
     ] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    date_format: DateFormat = None,
 ) -> None:
     """Fit, evaluate and log the calibrated XGBoost model; register it in MLflow.
 
@@ -153,7 +169,7 @@ def train(
         if cohort is None:
             data, source = _synthetic_cohort(cfg)
         else:
-            data, source = read_cohort(cohort), str(cohort.resolve())
+            data, source = read_cohort(cohort, date_format), str(cohort.resolve())
         result = run_training(cfg, data, source, show_progress=progress)
     except (CohortValidationError, FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
@@ -253,6 +269,7 @@ def evaluate(
         str, typer.Option(help="Registered alias or version number.")
     ] = "champion",
     config: Annotated[Path | None, typer.Option(help="YAML training profile.")] = None,
+    date_format: DateFormat = None,
 ) -> None:
     """Externally validate a registered model on a cohort; logged as its own run."""
     from data_schema import CohortValidationError
@@ -260,7 +277,7 @@ def evaluate(
 
     cfg = _config(config)
     try:
-        result = evaluate_registered(cfg, model, cohort)
+        result = evaluate_registered(cfg, model, cohort, date_format)
     except (CohortValidationError, FileNotFoundError, ValueError, LookupError) as exc:
         _fail(str(exc))
     _metrics_table(
@@ -493,6 +510,8 @@ def screen(
     criteria: Annotated[
         Path | None, typer.Option(help="Criteria YAML (default: NCT05585671).")
     ] = None,
+    readings: Readings = None,
+    date_format: DateFormat = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Score risk with a registered model, apply the trial's rules, write results."""
@@ -512,11 +531,11 @@ def screen(
         _fail(f"--screening-date {screening_date!r} is not YYYY-MM-DD")
     problems = None
     try:
-        rules = load_criteria(criteria or DEFAULT_CRITERIA_PATH)
+        rules = load_criteria(criteria or DEFAULT_CRITERIA_PATH, readings)
         if input_path.is_dir():
             table, problems = _read_fhir(input_path, day, progress)
         else:
-            table = read_cohort(input_path)
+            table = read_cohort(input_path, date_format)
         cohort = validate_cohort(table)
     except (CriteriaError, CohortValidationError, FileNotFoundError, ValueError) as e:
         _fail(str(e))
@@ -566,6 +585,50 @@ def _read_fhir(folder: Path, day, progress: bool):  # -> (DataFrame, DataFrame)
         "(fhir_problems.csv says which and why)"
     )
     return reading.cohort, reading.problems
+
+
+@app.command("criteria")
+def criteria_sheet(
+    criteria: Annotated[
+        Path | None, typer.Option(help="Criteria YAML (default: NCT05585671).")
+    ] = None,
+    readings: Readings = None,
+    html: Annotated[
+        Path | None,
+        typer.Option(help="Also write the criteria sheet as an HTML page here."),
+    ] = None,
+) -> None:
+    """List the criteria, the readings of ambiguous sentences (alternatives, default,
+    what is pinned) and the version string; optionally render the criteria sheet."""
+    from eligibility import DEFAULT_CRITERIA_PATH, CriteriaError, load_criteria
+    from eligibility.sheet import render_sheet
+
+    try:
+        rules = load_criteria(criteria or DEFAULT_CRITERIA_PATH, readings)
+    except CriteriaError as exc:
+        _fail(str(exc))
+    out = Console()
+    out.print(
+        f"[bold]{rules.criteria_version}[/bold]  ({len(rules.criteria)} criteria)"
+    )
+    table = Table(title="readings")
+    for column in ("reading", "alternatives", "default", "applied"):
+        table.add_column(column, overflow="fold")
+    for r in rules.readings:
+        pinned = r.id in rules.pinned
+        applied = rules.applied(r.id) + (" (pinned)" if pinned else " (default)")
+        table.add_row(r.id, ", ".join(r.alternative_ids), r.default, applied)
+    out.print(table)
+    listing = Table(title="criteria")
+    for column in ("id", "kind", "reading applied"):
+        listing.add_column(column, overflow="fold")
+    for c in rules.criteria:
+        listing.add_row(c.id, c.kind, c.applied or "")
+    out.print(listing)
+    if html is not None:
+        html.parent.mkdir(parents=True, exist_ok=True)
+        html.write_text(render_sheet(rules), encoding="utf-8")
+        console.print(f"wrote {html}")
 
 
 @app.command("import-model")

@@ -22,7 +22,13 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from data_schema import OUTCOME_COLUMN, validate_cohort
+from data_schema import (
+    OUTCOME_COLUMN,
+    CohortValidationError,
+    field_specs,
+    validate_cohort,
+)
+from data_schema.table import RowError, parse_dates
 from eligibility import TrialCriteria
 from eligibility.population import group_verdicts
 
@@ -39,16 +45,50 @@ SourceReader = Callable[[str], pd.DataFrame]
 """Rebuilds the cohort a data source describes (e.g. ``synthetic://…``)."""
 
 
-def read_cohort(path: str | Path) -> pd.DataFrame:
-    """Read a cohort table from Parquet or CSV (by extension), unvalidated."""
+def read_cohort(path: str | Path, date_format: str | None = None) -> pd.DataFrame:
+    """Read a cohort table from Parquet or CSV (by extension), unvalidated.
+
+    Args:
+        path: the file.
+        date_format: the ``strftime`` format of the file's dates written as text
+            (e.g. ``%d/%m/%Y``); None: they must be ISO 8601 (``YYYY-MM-DD``), which
+            :func:`data_schema.validate_cohort` checks. Dates are never guessed.
+
+    Raises:
+        data_schema.CohortValidationError: a date that does not follow the named
+            format, with its row, column and value.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"cohort file not found: {path}")
     if path.suffix.lower() in {".parquet", ".pq"}:
-        return pd.read_parquet(path)
-    if path.suffix.lower() == ".csv":
-        return pd.read_csv(path)
-    raise ValueError(f"unsupported cohort file type {path.suffix!r} (parquet or csv)")
+        df = pd.read_parquet(path)
+    elif path.suffix.lower() == ".csv":
+        df = pd.read_csv(path)
+    else:
+        raise ValueError(
+            f"unsupported cohort file type {path.suffix!r} (parquet or csv)"
+        )
+    return df if date_format is None else _read_dates(df, date_format)
+
+
+def _read_dates(df: pd.DataFrame, date_format: str) -> pd.DataFrame:
+    """The date columns of ``df`` read with ``date_format``; every cell that does
+    not follow it is reported."""
+    errors: list[RowError] = []
+    out = df.copy()
+    for name, spec in field_specs().items():
+        if spec.kind != "date" or name not in df:
+            continue
+        parsed, bad, reason = parse_dates(df[name], date_format)
+        errors += [
+            RowError(int(i), name, reason, df[name].iat[i])
+            for i in np.flatnonzero(bad.to_numpy())
+        ]
+        out[name] = parsed
+    if errors:
+        raise CohortValidationError(errors)
+    return out
 
 
 def read_source(

@@ -89,23 +89,34 @@ def recalibrate_model(
 
 
 def _load_validation_cohort(
-    config: TrainingConfig, path: str | Path
+    config: TrainingConfig, path: str | Path, date_format: str | None = None
 ) -> tuple[pd.DataFrame, PopulationDefinition, list[dict[str, object]]]:
-    """A validation file restricted to the config's population, with its attrition."""
-    cohort = load_outcome_cohort(read_cohort(path), what="validation")
+    """A validation file restricted to the config's population, with its attrition.
+
+    ``date_format`` names the ``strftime`` format of the file's dates (None: ISO
+    8601)."""
+    cohort = load_outcome_cohort(read_cohort(path, date_format), what="validation")
     population = config_population(config)
     kept, attrition = population.apply(cohort, config.trial_criteria)
     return kept, population, attrition
 
 
 def evaluate_registered(
-    config: TrainingConfig, ref: str, cohort_path: str | Path
+    config: TrainingConfig,
+    ref: str,
+    cohort_path: str | Path,
+    date_format: str | None = None,
 ) -> ValidationResult:
-    """Score ``registered_model@ref`` (alias or version) on a cohort; log a run."""
+    """Score ``registered_model@ref`` (alias or version) on a cohort; log a run.
+
+    ``date_format`` names the ``strftime`` format of the file's dates (None: ISO
+    8601)."""
     tracking.configure()
     name = config.tracking.registered_model
     model, version = tracking.load_registered(name, ref)
-    cohort, population, attrition = _load_validation_cohort(config, cohort_path)
+    cohort, population, attrition = _load_validation_cohort(
+        config, cohort_path, date_format
+    )
     evaluation = evaluate_model(
         model, cohort, config.gate_threshold, population=attrition
     )
