@@ -130,6 +130,11 @@ class CriterionResult(BaseModel):
         default_factory=dict,
         description="Fields, values, dates and derived values the verdict used.",
     )
+    reading: str | None = Field(
+        default=None,
+        description="The reading of an ambiguous registry sentence applied, e.g. "
+        "'b-cell-history: washout (pinned)'; null when the text is clear.",
+    )
 
 
 class ScreeningDecision(BaseModel):

@@ -8,6 +8,8 @@ import-model`` has copied the champion into the BentoML model store.
 Environment:
 
 * ``LNRISK_CRITERIA`` — criteria YAML to screen with (default: NCT05585671's);
+* ``LNRISK_READINGS`` — an overlay YAML pinning readings of ambiguous criteria
+  (``readings: {b-cell-history: washout}``); part of the criteria version;
 * ``LNRISK_MODEL`` — the BentoML model tag to serve (default ``ln-risk:latest``);
 * ``LNRISK_WORKERS`` — worker processes (default 2: on a 2-core machine two workers
   with one XGBoost thread each beat one worker, and two threads each oversubscribe);
@@ -137,11 +139,12 @@ class LNRiskService:
             os.environ.get("LNRISK_CRITERIA") or DEFAULT_CRITERIA_PATH
         )
         try:
-            self.criteria = load_criteria(self.criteria_path)
+            readings = os.environ.get("LNRISK_READINGS") or None
+            self.criteria = load_criteria(self.criteria_path, readings)
         except Exception as exc:
             raise StartupError(
                 f"cannot load the eligibility criteria {self.criteria_path} "
-                f"(LNRISK_CRITERIA): {exc}"
+                f"(LNRISK_CRITERIA, LNRISK_READINGS): {exc}"
             ) from exc
         self.gate = self.criteria.risk_gate.threshold
         try:
@@ -429,6 +432,7 @@ class LNRiskService:
                     "reason": v.reason,
                     "missing": v.missing,
                     "evidence": v.evidence,
+                    "reading": v.reading,
                 }
                 for v in decision.verdicts
             ],
