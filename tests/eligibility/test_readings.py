@@ -8,10 +8,18 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
-from eligibility import CriteriaError, load_criteria, screen
+from eligibility import (
+    CriteriaError,
+    attrition_table,
+    load_criteria,
+    screen,
+    screen_frame,
+)
 from eligibility.readings import NEEDS_JUDGMENT, ReadingsError, parse_overlay
+from eligibility.screen import ScreeningResult, write_results
 
 SCREENING = date(2026, 12, 1)  # = conftest.SCREENING
 
@@ -201,3 +209,15 @@ def test_a_pinned_contradiction_can_be_reopened(record) -> None:
     criteria = load_criteria(readings={"severe-active-lupus": NEEDS_JUDGMENT})
     decision = _screen(record, criteria, {"cardiac_lupus_active": True})
     assert decision.verdict("EXC-02c-other-severe-active-lupus").verdict == "met"
+
+
+def test_the_attrition_file_carries_the_version(record, tmp_path: Path) -> None:
+    pinned = load_criteria(readings={"b-cell-history": "washout"})
+    frame = pd.DataFrame([record().model_dump()])
+    per_patient = screen_frame(frame, [0.8], SCREENING, pinned)
+    result = ScreeningResult(
+        per_patient, attrition_table(per_patient, pinned), pinned.criteria_version
+    )
+    _, attrition = write_results(result, tmp_path)
+    versions = set(pd.read_csv(attrition)["criteria_version"])
+    assert versions == {pinned.criteria_version}
