@@ -4,6 +4,9 @@
   each with a stable id, the verbatim wording and a rule.
 * :mod:`eligibility.rules` — the rule language (all / any / not over typed leaves),
   validated at load.
+* :mod:`eligibility.readings` — the named readings of ambiguous registry sentences
+  and a site's overlay pinning them (part of the criteria version).
+* :mod:`eligibility.calendar` — ages in calendar years, windows in calendar months.
 * :mod:`eligibility.table` — patients as typed columns; one patient is a table of
   one row.
 * :mod:`eligibility.derived` — derived clinical variables (ACR 1997 count,
@@ -15,6 +18,8 @@
 * :mod:`eligibility.screen` — the one screening (risk → gate → rules), used by the
   service and the CLI.
 * :mod:`eligibility.attrition` — attrition counts, small cells suppressed.
+* :mod:`eligibility.sheet` — the criteria sheet (HTML) a reviewer checks the
+  encoding against.
 
 It imports ``data_schema`` only (and a model's ``predict_proba`` by duck typing).
 """
