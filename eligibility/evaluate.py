@@ -556,18 +556,23 @@ class Evaluation:
     ) -> tuple[str, dict[str, Any], tuple[str, ...]]:
         decisive = FALSE if is_all else TRUE
         codes = self._row(row)
-        parts = [
-            (codes[c], *self.details(c, row)) for c in self.program.children[index]
-        ]
-        evidence: dict[str, Any] = {}
-        for _, _, child_evidence, _ in parts:
-            evidence.update(child_evidence)
         code = codes[index]
+        evidence: dict[str, Any] = {}
+        first = None  # the first decisive child's reason
+        parts = []  # (code, reason, judgments) of every child
+        for child in self.program.children[index]:
+            reason, child_evidence, judgments = self.details(child, row)
+            if child_evidence:
+                evidence.update(child_evidence)
+            child_code = codes[child]
+            if first is None and child_code == decisive:
+                first = reason
+            parts.append((child_code, reason, judgments))
         if code == decisive:
-            return next(r for c, r, _, _ in parts if c == decisive), evidence, ()
-        open_ = [(c, r, j) for c, r, _, j in parts if c in (UNKNOWN, JUDGMENT)]
+            return first or "", evidence, ()
+        open_ = [p for p in parts if p[0] == UNKNOWN or p[0] == JUDGMENT]
         judgments = tuple(dict.fromkeys(j for _, _, js in open_ for j in js))
-        shown = [r for c, r, _ in open_ if c == code] or [r for _, r, _, _ in parts]
+        shown = [r for c, r, _ in open_ if c == code] or [r for _, r, _ in parts]
         joiner = " and " if is_all else " or "
         return joiner.join(dict.fromkeys(shown)), evidence, judgments
 
