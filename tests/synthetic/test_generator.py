@@ -65,7 +65,12 @@ def test_columns_have_schema_dtypes(cohort: pd.DataFrame) -> None:
     assert str(cohort[TRUE_RISK_COLUMN].dtype) == "float64"
     extra = set(cohort.columns) - set(field_specs()) - {OUTCOME_COLUMN}
     extra -= {TRUE_RISK_COLUMN}
-    assert extra == {"dgp_latent_activity", "dgp_linear_predictor"}
+    assert extra == {
+        "dgp_latent_activity",
+        "dgp_linear_predictor",
+        "dgp_prior_kidney_involvement",
+    }
+    assert str(cohort["dgp_prior_kidney_involvement"].dtype) == "bool"
     assert set(cohort["sex"].unique()) == {"female", "male"}
     assert cohort["patient_id"].iloc[0] == "SYN-0-000001"
     assert cohort["patient_id"].str.fullmatch(r"SYN-0-\d{6}").all()
