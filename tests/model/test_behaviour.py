@@ -55,7 +55,10 @@ def patients() -> list[PatientRecord]:
 def test_textbook_high_risk_vignette_outranks_low_risk(champion) -> None:
     high, low = champion.predict_proba(records_to_features([HIGH_RISK, LOW_RISK]))
     assert high > low
-    assert low < 0.05
+    # below the cohort's average 2-year risk (10 %); the default model puts this
+    # vignette at ~0.01, the tests' small profile (≤ 120 shallow trees) at ~0.05
+    assert low < 0.10
+    assert high > 0.5
 
 
 def test_row_order_and_patient_id_do_not_change_risk(champion, patients) -> None:
