@@ -174,7 +174,8 @@ def main() -> None:
     profile = small if args.profile == "small" else None
     writers_profile = small if args.writers_profile == "small" else None
     password = "bench-" + secrets.token_hex(12)
-    base = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("MLFLOW_TRACKING", "MLFLOW_REGISTRY"))}  # fmt: skip
     proc, settings, names = start_server(args.postgres, root, password)
     try:
         server_env = {**base, "MLFLOW_TRACKING_URI": settings.url,

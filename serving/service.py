@@ -108,8 +108,10 @@ PatientTable = Annotated[
 ScreeningDate = Annotated[
     date | None,
     Field(
-        description="Day 0 for ages and every wash-out window (YYYY-MM-DD); "
-        "default: the server's current date."
+        description="Day 0 for ages and every wash-out window (YYYY-MM-DD, from "
+        "1900-01-01 to 2999-12-31); default: the server's current date.",
+        ge=date(1900, 1, 1),
+        le=date(2999, 12, 31),
     ),
 ]
 

@@ -1,4 +1,4 @@
-"""Start a real server process for a test and wait until it answers (shared by the tests)."""
+"""Start a real server process for a test and wait until it answers."""
 
 from __future__ import annotations
 

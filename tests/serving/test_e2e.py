@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -186,7 +187,8 @@ def _fuzz(server: str, schema, mode, failures: list[str]) -> list[int]:
         if response.status_code >= 500:
             failures.append(
                 f"{mode.value} {case.method} {case.path} -> "
-                f"{response.status_code}: {response.text[:300]}"
+                f"{response.status_code}: {response.text[:300]} — body: "
+                f"{json.dumps(case.body, default=str)[:2000]}"
             )
 
     check()

@@ -258,3 +258,20 @@ def test_batched_risk_endpoint_answers_like_the_plain_one(client: TestClient) ->
     batched = [x for x in lines if x["endpoint"] == "predict_risk_batched"]
     assert batched and batched[-1]["request_id"].startswith("batch-")
     assert batched[-1]["n_patients"] == 2 and len(batched[-1]["input_sha256"]) == 64
+
+
+@pytest.mark.parametrize("path", ["/screen", "/screen_batch"])
+def test_a_screening_date_out_of_range_is_a_4xx_naming_it(
+    client: TestClient, path: str
+) -> None:
+    """Year 1 is a valid ISO date, but no screening happened then: calendar windows
+    counted back from it would leave the calendar (a 500 before the range)."""
+    patient = {"sex": "male", "soc_regimen_stable_since": "2000-01-01"}
+    body = (
+        {"patient": patient, "screening_date": "0001-02-01"}
+        if path == "/screen"
+        else {"patients": [patient], "screening_date": "0001-02-01"}
+    )
+    resp = client.post(path, json=body)
+    assert resp.status_code == 400, resp.text
+    assert "screening_date" in resp.text

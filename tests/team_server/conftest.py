@@ -135,6 +135,9 @@ class TeamServerProcess:
         return {
             **os.environ,
             "MLFLOW_TRACKING_URI": self.url,
+            # mlflow.set_registry_uri() in this process exports MLFLOW_REGISTRY_URI
+            # (the session's SQLite store): the job's registry is the server too
+            "MLFLOW_REGISTRY_URI": self.url,
             "MLFLOW_TRACKING_USERNAME": user,
             "MLFLOW_TRACKING_PASSWORD": password,
             "LNRISK_HOME": str(home),

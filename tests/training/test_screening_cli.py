@@ -77,8 +77,18 @@ def test_population_screening_uses_the_models_gate(trained, small_config) -> Non
     np.testing.assert_allclose(result["risk_low"], states.low)
     np.testing.assert_allclose(result["risk_high"], states.high)
     assert {"above", "below", "undetermined"} <= set(result["gate"])
-    undetermined = result["gate"] == "undetermined"
-    assert (result.loc[undetermined, "status"] == "needs_review").all()
+    undetermined = (result["gate"] == "undetermined").to_numpy()
+    status = result["status"].to_numpy()
+    # an undetermined gate is never eligible, and rules a patient out only where a
+    # criterion does (e.g. kidney involvement): never by the gate itself
+    assert (status[undetermined] != "eligible").all()
+    failing = np.zeros(len(result), dtype=bool)
+    for c in rules.criteria:
+        failing |= result[c.id].to_numpy() == (
+            "met" if c.kind == "exclusion" else "not_met"
+        )
+    assert (failing[undetermined & (status == "ineligible")]).all()
+    assert ((status == "needs_review") | failing)[undetermined].all()
 
 
 def test_screen_reads_a_fhir_bulk_export(trained, tmp_path) -> None:
