@@ -373,15 +373,15 @@ def main() -> None:
     workers = int(env.get("LNRISK_WORKERS", "2"))
     if args.only == "cds":
         with server(bento, env, "/readyz") as (url, _, pid):
-            c = cds_scenarios(url, pid, tmp, d)
-        print_cds(c)
-        print(json.dumps(cds_summary(c)))
+            cds = cds_scenarios(url, pid, tmp, d)
+        print_cds(cds)
+        print(json.dumps(cds_summary(cds)))
         shutil.rmtree(tmp, ignore_errors=True)
         return
     bodies = write_bodies(tmp)
     with server(bento, env, "/readyz") as (url, cold, pid):
         print(f"cold start ({workers} workers) {cold:.2f} s")
-        c = cds_scenarios(url, pid, tmp, d)
+        cds = cds_scenarios(url, pid, tmp, d)
         wrk(url, "/screen", bodies["single"], 8, 2)  # warm-up
         wrk(url, "/noop", bodies["single"], 8, 2)
         for c in (1, 8, 32):
@@ -429,7 +429,7 @@ def main() -> None:
     for name, res in r.items():
         print(f"{name:<26}{res['rps']:>9.1f}{res['p50_ms']:>9.1f}{res['p99_ms']:>9.1f}"
               f"{cpu[name]:>12.2f}{res['errors']:>8}")  # fmt: skip
-    print_cds(c)
+    print_cds(cds)
     if any(res["errors"] for res in r.values()):
         print("\nWARNING: requests failed (errors column): those rows are not valid")
     batch_pps = r["batch_columns_c4"]["rps"] * 1000
@@ -484,7 +484,7 @@ def main() -> None:
                 ),
                 "in_process_screen_ms": round(floor_ms, 3),
                 "rss_mb": round(rss, 1),
-                **cds_summary(c),
+                **cds_summary(cds),
                 "errors": sum(res["errors"] for res in r.values()),
             }
         )
