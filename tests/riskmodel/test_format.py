@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
@@ -10,6 +11,7 @@ import xgboost as xgb
 
 from data_schema import model_features
 from riskmodel import Calibration, LNRiskModel, ModelFormatError
+from riskmodel.imputation import Imputer
 from training.imputation import fit_imputer
 from training.zone import fit_review_zone
 
@@ -27,17 +29,26 @@ def _booster(seed: int) -> xgb.Booster:
     )
 
 
-def _model() -> LNRiskModel:
+@functools.cache
+def _imputer_and_data() -> tuple[Imputer, np.ndarray]:
+    """The chained equations of a random table (fitted once: the slow part)."""
     rng = np.random.default_rng(4)
     X = np.abs(rng.normal(size=(400, len(FEATURES)))).astype(np.float64)
     X[:, 0] = rng.integers(0, 2, 400)  # `male` is a flag
     X[rng.random(X.shape) < 0.1] = np.nan
     X[:, 0] = np.nan_to_num(X[:, 0])
+    X.flags.writeable = False
+    return fit_imputer(X, FEATURES, draws=8), X
+
+
+def _model() -> LNRiskModel:
+    rng = np.random.default_rng(5)
+    imputer, X = _imputer_and_data()
     model = LNRiskModel(
         booster=_booster(0),
         calibration=Calibration("platt", -0.3, 0.9),
         feature_names=FEATURES,
-        imputer=fit_imputer(X, FEATURES, draws=8),
+        imputer=imputer,
         monotone={"c3_g_l": -1},
     )
     risk = model.predict_proba(np.nan_to_num(X).astype(np.float32))
