@@ -1,4 +1,4 @@
-"""MLflow's store, runs and registry, behind one tracked-run helper.
+"""MLflow's store, runs and registry, behind one tracked-run context manager.
 
 Every job that records something (training, external validation, recalibration,
 promotion) opens its run with :func:`tracked_run`, which points MLflow at the
