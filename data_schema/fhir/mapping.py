@@ -40,8 +40,12 @@ RULES = frozenset(
         "last_date",
         "last_agent",
         "last_agent_half_life",
+        "abnormal_ever",
+        "abnormal_last_date",
     }
 )
+#: Rules over the earlier results of other fields' ``latest`` rules.
+HISTORY_RULES = frozenset({"abnormal_ever", "abnormal_last_date"})
 
 
 class MappingError(ValueError):
@@ -84,7 +88,11 @@ class FieldRule:
     lookback_days: int | None = None
     units: dict[str, float] = field(default_factory=dict)
     value: str = "value"  # or "reference_high": Observation.referenceRange.high
-    fields: tuple[str, ...] = ()  # regimen_since: the fields it takes the latest of
+    fields: tuple[str, ...] = ()  # regimen_since, abnormal_*: the fields it reads
+    # abnormal_*: field -> the value above which a result is abnormal (record unit)
+    thresholds: dict[str, float] = field(default_factory=dict)
+    # abnormal_*: field -> the sampling context an abnormal result needs (not coded)
+    needs_context: dict[str, str] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
     otherwise: str | None = None
     evidence: str | None = None
@@ -147,6 +155,11 @@ def _concepts(raw: dict[str, Any], systems: dict[str, str]) -> dict[str, Concept
 
 def _rule(name: str, spec: dict[str, Any], tables: dict[str, dict]) -> FieldRule:
     units = spec.get("units") or {}
+    fields = spec.get("fields")
+    thresholds = dict(fields) if isinstance(fields, dict) else {}
+    context = spec.get("needs_context") or {}
+    if not isinstance(context, dict):
+        raise MappingError(f"{name}: needs_context maps a field to its context")
     if isinstance(units, str):
         if units not in tables:
             raise MappingError(f"{name}: unknown unit table {units!r}")
@@ -158,7 +171,9 @@ def _rule(name: str, spec: dict[str, Any], tables: dict[str, dict]) -> FieldRule
         lookback_days=spec.get("lookback_days"),
         units={str(u): float(f) for u, f in units.items()},
         value=spec.get("value", "value"),
-        fields=_as_tuple(spec.get("fields")),
+        fields=tuple(fields) if isinstance(fields, dict) else _as_tuple(fields),
+        thresholds=thresholds,
+        needs_context=dict(context),
         sources=dict(spec.get("sources") or {}),
         otherwise=spec.get("otherwise"),
         evidence=spec.get("evidence"),
@@ -192,6 +207,31 @@ def _check(m: FhirMapping) -> None:
                 raise MappingError(f"{rule.field}: unknown field {name!r}")
         if rule.rule in ("latest", "current_dose") and not rule.units:
             raise MappingError(f"{rule.field}: a {rule.rule} rule needs units")
+        if rule.rule in HISTORY_RULES:
+            _check_history(rule, m)
+        elif rule.thresholds or rule.needs_context:
+            raise MappingError(
+                f"{rule.field}: thresholds and needs_context belong to the "
+                f"{' / '.join(sorted(HISTORY_RULES))} rules"
+            )
+
+
+def _check_history(rule: FieldRule, m: FhirMapping) -> None:
+    """An abnormal_* rule: a threshold per field, each field a ``latest`` value (its
+    earlier results are read with that rule's codes, units and checks)."""
+    if not rule.thresholds:
+        raise MappingError(f"{rule.field}: fields needs a threshold per field")
+    for name, limit in rule.thresholds.items():
+        if isinstance(limit, bool) or not isinstance(limit, int | float):
+            raise MappingError(f"{rule.field}: threshold of {name} is not a number")
+        source = m.fields[name]
+        if source.rule != "latest" or source.value != "value":
+            raise MappingError(f"{rule.field}: {name} is not a latest value")
+    for name, context in rule.needs_context.items():
+        if name not in rule.thresholds:
+            raise MappingError(f"{rule.field}: needs_context {name!r} not in fields")
+        if not isinstance(context, str) or not context:
+            raise MappingError(f"{rule.field}: no context named for {name}")
 
 
 @cache

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from data_schema.fhir.mapping import FhirMapping, FieldRule
+from data_schema.fhir.mapping import HISTORY_RULES, FhirMapping, FieldRule
 from data_schema.fhir.select import DAYS_PER_YEAR
 from data_schema.fields import field_specs
 
@@ -75,11 +75,13 @@ def _in_window(day: date, rule: FieldRule, sd: date) -> bool:
     )
 
 
-def _latest_value(rows, rule: FieldRule, sd, m: FhirMapping, problems) -> tuple | None:
+def _results(rows, rule: FieldRule, m: FhirMapping, problems) -> list[Row]:
+    """Every usable result of a ``latest`` rule, whatever its date, with its value
+    ``v`` in the record's unit; a problem for each one that is not usable."""
     spec = field_specs()[rule.field]
     high = rule.value == "reference_high"
     accepted = ", ".join(rule.units)
-    keep = []
+    usable = []
     for r in rows:
         if r["status"] not in m.statuses["Observation"]["use"]:
             problems.append(
@@ -118,11 +120,65 @@ def _latest_value(rows, rule: FieldRule, sd, m: FhirMapping, problems) -> tuple 
                 )
             )
             continue
-        if _in_window(r["day"], rule, sd):
-            keep.append({**r, "v": float(round(v)) if spec.kind == "int" else v})
+        usable.append({**r, "v": float(round(v)) if spec.kind == "int" else v})
+    return usable
+
+
+def _latest_value(rows, rule: FieldRule, sd, m, problems, cache) -> tuple | None:
+    """The most recent usable result inside the window. Keeps every usable result
+    and the current day (the most recent day inside the window) for the history
+    rules."""
+    usable = _results(rows, rule, m, problems)
+    keep = [r for r in usable if _in_window(r["day"], rule, sd)]
+    current = max((r["day"] for r in keep), default=None)
+    cache[("results", rule.field)] = (usable, current)
+    unit = field_specs()[rule.field].unit
     return _latest(
-        keep, sd, lambda r: f"{r['ref']} {r['v']:g} {spec.unit}", rule.field, problems
+        keep, sd, lambda r: f"{r['ref']} {r['v']:g} {unit}", rule.field, problems
     )
+
+
+def _abnormal(rule: FieldRule, sd: date, cache: dict, problems) -> tuple | None:
+    key = ("abnormal", *rule.thresholds.items(), *rule.needs_context.items())
+    if key not in cache:
+        cache[key] = _history(rule, sd, cache, problems)
+    ever, day, ref = cache[key]
+    if rule.rule == "abnormal_ever":
+        return None if ever is None else (ever, ref)
+    return (day, ref) if ever else None
+
+
+def _history(rule: FieldRule, sd: date, cache: dict, problems) -> tuple:
+    """(ever, last abnormal day, resource) over the earlier results of the rule's
+    fields: on or before the screening date, not on the field's current day."""
+    earlier = []  # (field, row): the rule's field order, then the resources' order
+    for name in rule.fields:
+        usable, current = cache.get(("results", name), ([], None))
+        earlier += [(name, r) for r in usable if r["day"] <= sd and r["day"] != current]
+    if not earlier:
+        return None, None, None
+    above = [(f, r) for f, r in earlier if r["v"] > rule.thresholds[f]]
+    sure = [(f, r) for f, r in above if f not in rule.needs_context]
+    if sure:
+        r = _newest(sure)
+        return True, r["day"], r["ref"]
+    if above:
+        specs = field_specs()
+        for f, r in above:
+            why = (
+                f"{f} {r['v']:g} {specs[f].unit} on {r['day'].isoformat()}: "
+                f"{rule.needs_context[f]} is not coded, so it may or may not count "
+                "as abnormal"
+            )
+            problems.append((r["ref"], rule.field, why))
+        return None, None, None
+    return False, None, _newest(earlier)["ref"]
+
+
+def _newest(items: list[tuple[str, Row]]) -> Row:
+    """The first row of the most recent day."""
+    last = max(r["day"] for _, r in items)
+    return next(r for _, r in items if r["day"] == last)
 
 
 def _observations(rows, m, field, problems) -> list[Row]:
@@ -379,10 +435,10 @@ def select_rows(
     cache: dict[tuple, tuple] = {}
     for rule in m.fields.values():
         mine = [r for c in rule.concepts for r in by_concept.get(c, [])]
-        if rule.rule == "regimen_since":
+        if rule.rule == "regimen_since" or rule.rule in HISTORY_RULES:
             continue
         if rule.rule == "latest":
-            got = _latest_value(mine, rule, sd, m, problems)
+            got = _latest_value(mine, rule, sd, m, problems, cache)
         elif rule.rule in ("latest_finding", "ever_positive"):
             got = _finding(mine, rule, sd, m, problems)
         elif rule.rule.startswith("condition_"):
@@ -393,8 +449,14 @@ def select_rows(
             got = _exposure(mine, rule, sd, m, problems, cache)
         if got is not None and got[0] is not None:
             values[rule.field], refs[rule.field] = got
-    for rule in m.fields.values():
-        if rule.rule == "regimen_since" and (got := _regimen(rule, values, refs)):
+    for rule in m.fields.values():  # rules over other fields' results and values
+        if rule.rule in HISTORY_RULES:
+            got = _abnormal(rule, sd, cache, problems)
+        elif rule.rule == "regimen_since":
+            got = _regimen(rule, values, refs)
+        else:
+            continue
+        if got is not None and got[0] is not None:
             values[rule.field], refs[rule.field] = got
     return values, refs, problems
 

@@ -169,7 +169,8 @@ def _quantities(by_concept: dict, rules: list[FieldRule]) -> pd.DataFrame:
 
 def _latest_all(by_concept: dict, rules: list[FieldRule], sd, m, out: _Out) -> None:
     """Every ``latest`` rule in one pass: units, ranges, windows, the most recent
-    value per (field, patient), conflicts."""
+    value per (field, patient), conflicts. Keeps every usable result (any date) in
+    ``out.cache`` for the history rules."""
     g = _quantities(by_concept, rules)
     for rule in rules:
         out.put(rule.field, pd.Series(dtype=object), pd.Series(dtype=object))
@@ -230,10 +231,21 @@ def _latest_all(by_concept: dict, rules: list[FieldRule], sd, m, out: _Out) -> N
     day = g["day"].to_numpy("M8[D]")
     age = (sd - day).astype(np.float64)
     window = (age >= 0) & ~(age > days[fid])
-    keep = live & ~unknown & ~outside & window
+    usable = live & ~unknown & ~outside
+    keep = usable & window
+    v = np.where(counts, np.round(v), v)
+    out.cache[_RESULTS] = pd.DataFrame(
+        {
+            "pid": g["pid"].to_numpy(np.int64)[usable],
+            "ref": g["ref"].to_numpy()[usable],
+            "day": day[usable],
+            "v": v[usable],
+            "field": names[fid][usable],
+            "window": window[usable],
+        }
+    )
     d = g[keep].assign(
-        v=np.where(counts[keep], np.round(v[keep]), v[keep]),
-        key=fid[keep] * len(out.pids) + g["pid"].to_numpy(np.int64)[keep],
+        v=v[keep], key=fid[keep] * len(out.pids) + g["pid"].to_numpy(np.int64)[keep]
     )
     values, refs, bad = _latest_by(d, "key")
     out.report(
@@ -258,6 +270,77 @@ def _latest_all(by_concept: dict, rules: list[FieldRule], sd, m, out: _Out) -> N
             pd.Series(values.to_numpy()[mine], index, dtype=object),
             pd.Series(refs.to_numpy()[mine], index),
         )
+
+
+_RESULTS = ("results",)  # out.cache: every usable result of the latest rules
+
+
+def _abnormal_rule(rule: FieldRule, sd, out: _Out) -> None:
+    key = ("abnormal", *rule.thresholds.items(), *rule.needs_context.items())
+    if key not in out.cache:
+        out.cache[key] = _history(rule, sd, out)
+    ever, day, refs = out.cache[key]
+    if rule.rule == "abnormal_ever":
+        out.put(rule.field, ever, refs)
+    else:
+        out.put(rule.field, day, refs[day.index])
+
+
+def _history(rule: FieldRule, sd, out: _Out) -> tuple[pd.Series, ...]:
+    """(ever, last abnormal day, resource) per patient over the earlier results of
+    the rule's fields: on or before the screening date, not on the field's current
+    day (the most recent day inside its latest window)."""
+    results = out.cache.get(_RESULTS)
+    if results is None or results.empty:
+        empty = pd.Series(dtype=object)
+        return empty, empty, empty
+    rank = pd.Index(rule.fields).get_indexer(results["field"])
+    h = results[rank >= 0].assign(rank=rank[rank >= 0])
+    key = h["rank"].to_numpy() * len(out.pids) + h["pid"].to_numpy()
+    day = h["day"].to_numpy("M8[D]")
+    window = h["window"].to_numpy()
+    current = pd.Series(day[window], key[window]).groupby(level=0).max()
+    now = current.reindex(key).to_numpy("M8[D]")  # NaT: no current value
+    h = h[(day <= sd) & (day != now)]
+    # most recent first; on one day, the rule's field order, then the resources'
+    h = h.iloc[
+        np.lexsort(
+            (
+                h["rank"].to_numpy(),
+                -h["day"].to_numpy("M8[D]").astype(np.int64),
+                h["pid"].to_numpy(),
+            )
+        )
+    ]
+    r = h["rank"].to_numpy()
+    limit = np.array([float(rule.thresholds[f]) for f in rule.fields])[r]
+    context = np.array([rule.needs_context.get(f, "") for f in rule.fields], object)
+    above = h["v"].to_numpy() > limit
+    sure = h[above & (context[r] == "")].drop_duplicates("pid")
+    maybe = h[above & (context[r] != "") & ~h["pid"].isin(sure["pid"]).to_numpy()]
+    units = np.array([field_specs()[f].unit for f in rule.fields], object)
+    mr = maybe["rank"].to_numpy()
+    out.report(
+        maybe,
+        rule.field,
+        maybe["field"]
+        + " "
+        + _num(maybe["v"])
+        + " "
+        + pd.Series(units[mr], maybe.index)
+        + " on "
+        + _iso(maybe["day"])
+        + ": "
+        + pd.Series(context[mr], maybe.index)
+        + " is not coded, so it may or may not count as abnormal",
+    )
+    decided = h["pid"].isin(sure["pid"]) | h["pid"].isin(maybe["pid"])
+    normal = h[~decided].drop_duplicates("pid")
+    sure, normal = sure.set_index("pid"), normal.set_index("pid")
+    ever = pd.concat([pd.Series(True, sure.index), pd.Series(False, normal.index)])
+    refs = pd.concat([sure["ref"], normal["ref"]])
+    last = pd.Series(sure["day"].to_numpy("M8[D]"), sure.index).astype(object)
+    return ever.astype(object), last, refs
 
 
 def _finding(g, rule: FieldRule, sd, m, out: _Out) -> None:
@@ -531,6 +614,8 @@ _RULE_FAMILY = {
     "last_date": "exposure",
     "last_agent": "exposure",
     "last_agent_half_life": "exposure",
+    "abnormal_ever": "history",
+    "abnormal_last_date": "history",
 }
 
 
@@ -600,6 +685,8 @@ def select(
             _condition_rule(g, rule, sd, m, out)
         elif family == "current":
             _current_rule(g, rule, sd, m, out)
+        elif family == "history":  # after every latest rule (above)
+            _abnormal_rule(rule, sd, out)
         else:
             _exposure_rule(g, rule, sd, m, out)
     for rule in m.fields.values():
