@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from data_schema.fhir.mapping import FhirMapping, FieldRule, load_mapping
+from data_schema.fields import field_specs
 
 UCUM = "http://unitsofmeasure.org"
 DAYS_PER_YEAR = 365.25
@@ -45,13 +46,24 @@ _VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 class _Writer:
     """Resources of one patient, built from a record row."""
 
-    def __init__(self, m: FhirMapping, rng: np.random.Generator, day0: date) -> None:
+    def __init__(
+        self,
+        m: FhirMapping,
+        rng: np.random.Generator,
+        day0: date,
+        history_rng: np.random.Generator | None = None,
+    ) -> None:
         self.m = m
         self.rng = rng
+        # draws for the earlier urinalyses: their own stream, so that adding them
+        # leaves every other draw of the export as it was
+        self.history_rng = history_rng or rng
         self.day0 = day0
         self.out: list[dict[str, Any]] = []
         self.pid = ""
         self.n = 0
+        self.current: dict[str, int] = {}  # lab field -> days ago of its current result
+        self.earlier: set[str] = set()  # history rules with an earlier result written
 
     def add(self, resource: dict[str, Any]) -> None:
         self.n += 1
@@ -99,8 +111,20 @@ def _observation(w: _Writer, code: dict, when: str, **value: Any) -> None:
     )
 
 
-def _labs(w: _Writer, row: dict, rule: FieldRule, uln: FieldRule | None) -> None:
-    """The current result inside its window, and up to two older ones before it."""
+def _labs(
+    w: _Writer,
+    row: dict,
+    rule: FieldRule,
+    uln: FieldRule | None,
+    history: FieldRule | None,
+) -> None:
+    """The current result inside its window, and up to two older ones before it.
+
+    ``history``: the ``abnormal_ever`` rule that reads this field's earlier results.
+    Its record value decides them: unknown → no older result is written; true or
+    false → older results are normal (at most the rule's threshold); a true one
+    gets its abnormal result from :func:`_earlier_results`.
+    """
     v = row[rule.field]
     if v is None:
         return
@@ -111,6 +135,12 @@ def _labs(w: _Writer, row: dict, rule: FieldRule, uln: FieldRule | None) -> None
     factor = rule.units[unit]
     window = min(rule.lookback_days or 365, 60)
     newest = int(w.rng.integers(0, window))
+    judged = None if history is None else row.get(history.field)
+    if judged and rule.field == _decisive(history):
+        last = _last_abnormal(w, row, history)
+        if last is not None and (w.day0 - last).days >= 1:  # the abnormal is earlier
+            newest = min(newest, (w.day0 - last).days - 1)
+    w.current[rule.field] = newest
     extra: dict[str, Any] = {}
     if uln is not None and row[uln.field] is not None:
         extra["referenceRange"] = [{"high": _quantity(row[uln.field] / factor, unit)}]
@@ -121,20 +151,99 @@ def _labs(w: _Writer, row: dict, rule: FieldRule, uln: FieldRule | None) -> None
     for _ in range(int(w.rng.integers(0, 3))):
         older = newest + int(w.rng.integers(1, 400))
         drift = float(np.exp(w.rng.normal(0.0, 0.2)))
+        if history is not None and judged is None:
+            continue  # the record does not say what earlier urinalyses showed
         value = v * drift
         if isinstance(v, int):
             value = round(value)
-        _observation(
-            w,
-            code,
-            w.days_ago(older),
-            valueQuantity=_quantity(_clip(value, rule.field) / factor, unit),
-        )
+        value = _clip(value, rule.field)
+        if history is None:
+            sent = value / factor
+        else:
+            sent = _normal(value, history.thresholds[rule.field], factor)
+            w.earlier.add(history.field)
+        _observation(w, code, w.days_ago(older), valueQuantity=_quantity(sent, unit))
+
+
+def _normal(value: float, threshold: float, factor: float) -> float:
+    """The value to send, in a unit of ``factor``, that reads back (sent x factor) as
+    at most ``threshold``: a normal result."""
+    sent = min(value, threshold) / factor
+    while sent * factor > threshold:
+        sent = float(np.nextafter(sent, 0.0))
+    return sent
+
+
+def _decisive(rule: FieldRule) -> str | None:
+    """The first field of a history rule whose abnormal result decides alone."""
+    return next((f for f in rule.fields if f not in rule.needs_context), None)
+
+
+def _last_abnormal(w: _Writer, row: dict, rule: FieldRule) -> date | None:
+    """The record's date of the last abnormal result (the abnormal_last_date twin of
+    an abnormal_ever rule)."""
+    for twin in w.m.fields.values():
+        if twin.rule == "abnormal_last_date" and twin.thresholds == rule.thresholds:
+            return row.get(twin.field)
+    return None
+
+
+def _earlier_results(w: _Writer, row: dict, rule: FieldRule) -> None:
+    """What an ``abnormal_ever`` rule reads back as the record's value.
+
+    True: an abnormal result (twice the threshold) of the rule's first field that
+    needs no context, on the record's last date; false: at least one earlier normal
+    result (one of that field is added if no older result was written); unknown:
+    nothing (no earlier result at all). An earlier result is dated before the
+    field's current result, or outside its window when the record has no current
+    value (inside, it would be read as the current value): a last date that does
+    not fit (on or after the current result, or inside the window with no current
+    value) is moved to the nearest day that does.
+    """
+    judged = row.get(rule.field)
+    name = _decisive(rule)
+    if judged is None or name is None or (not judged and rule.field in w.earlier):
+        return
+    lab = w.m.fields[name]
+    current = w.current.get(name)
+    if current is not None:
+        first = current + 1  # days ago: the day before the current result
+    elif lab.lookback_days is not None:
+        first = lab.lookback_days + 1
+    else:
+        return  # every result of this field would be its current value
+    rng = w.history_rng
+    threshold = float(rule.thresholds[name])
+    if judged:
+        last = _last_abnormal(w, row, rule)
+        ago = None if last is None else (w.day0 - last).days
+        if ago is None:
+            ago = first + int(rng.integers(0, 400))
+        _result(w, lab, _clip(2.0 * threshold, name), max(ago, first), None)
+    else:
+        normal = _clip(threshold * float(rng.uniform(0.1, 0.9)), name)
+        _result(w, lab, normal, first + int(rng.integers(0, 400)), threshold)
+
+
+def _result(
+    w: _Writer, lab: FieldRule, value: float, ago: int, threshold: float | None
+) -> None:
+    """One result of a lab field, ``ago`` days before the screening date (at most
+    ``threshold`` when one is given)."""
+    rng = w.history_rng
+    concept = w.m.concepts[lab.concepts[int(rng.integers(len(lab.concepts)))]]
+    c = concept.codes[int(rng.integers(len(concept.codes)))]
+    units = _CODE_UNITS.get(c.code, tuple(lab.units))
+    unit = units[int(rng.integers(len(units)))]
+    factor = lab.units[unit]
+    if field_specs()[lab.field].kind == "int":
+        value = float(round(value))
+    sent = value / factor if threshold is None else _normal(value, threshold, factor)
+    code = {"coding": [{"system": c.system, "code": c.code, "display": c.display}]}
+    _observation(w, code, w.days_ago(ago), valueQuantity=_quantity(sent, unit))
 
 
 def _clip(value: float, field: str) -> float:
-    from data_schema.fields import field_specs
-
     spec = field_specs()[field]
     return float(min(max(value, spec.ge), spec.le))
 
@@ -318,12 +427,22 @@ def _plan(m: FhirMapping) -> list[Callable[[_Writer, dict], None]]:
         for r in m.fields.values()
         if r.rule == "latest" and r.value == "reference_high"
     }
+    histories = [r for r in m.fields.values() if r.rule == "abnormal_ever"]
+    history = {}  # lab field -> the history rule reading its earlier results
+    for rule in histories:
+        for name in rule.fields:
+            history.setdefault(name, rule)
     for rule in m.fields.values():
         if rule.rule == "latest" and rule.value == "value":
             partner = uln.get(rule.concepts[0])
-            steps.append(lambda w, row, r=rule, u=partner: _labs(w, row, r, u))
+            reads = history.get(rule.field)
+            steps.append(
+                lambda w, row, r=rule, u=partner, h=reads: _labs(w, row, r, u, h)
+            )
         elif rule.rule in ("latest_finding", "ever_positive"):
             steps.append(lambda w, row, r=rule: _finding(w, row, r))
+    for rule in histories:  # after every lab: they know the current results' days
+        steps.append(lambda w, row, r=rule: _earlier_results(w, row, r))
     steps += [_conditions, _medications]
     for stem in _EXPOSURES:
         concepts = m.fields[f"{stem}_ever"].concepts
@@ -362,13 +481,14 @@ def cohort_resources(
     """
     m = mapping or load_mapping()
     rng = np.random.default_rng(seed)
+    history_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
     steps = _plan(m)
     fields = [f for f in df.columns if f in set(m.fields) | set(m.patient_fields)]
     for name in ("kidney_biopsy_confirmed", "immunosuppressant_name"):
         if name not in fields and name in df:
             fields.append(name)
     for row in _rows(df, fields):
-        w = _Writer(m, rng, screening_date)
+        w = _Writer(m, rng, screening_date, history_rng)
         w.pid = str(row["patient_id"])
         patient: dict[str, Any] = {
             "resourceType": "Patient",

@@ -309,3 +309,176 @@ def test_two_current_agents_or_last_doses_on_one_day_are_a_conflict(read):
         ("MedicationAdministration/rtx", "b_cell_therapy_half_life_days"),
         ("MedicationAdministration/bel", "b_cell_therapy_half_life_days"),
     }
+
+
+# --- earlier urinalyses: abnormal_urinalysis_ever / _last_date ---
+PROTEIN_24H, UPCR, RBC, WBC = "2889-4", "2890-2", "13945-1", "5821-4"
+
+
+def protein(rid: str, grams: float, days_ago: int):
+    return obs(rid, PROTEIN_24H, grams, "g/(24.h)", days_ago=days_ago)
+
+
+def test_an_earlier_proteinuria_above_half_a_gram_is_an_abnormal_urinalysis(read):
+    reading = read(
+        protein("now", 0.3, days_ago=10),
+        protein("before", 0.8, days_ago=200),
+        protein("older", 0.2, days_ago=400),
+    )
+    r = reading.record
+    assert r["urine_protein_g_24h"] == 0.3  # the current value is untouched
+    assert r["abnormal_urinalysis_ever"] is True
+    assert r["abnormal_urinalysis_last_date"] == DAY0 - timedelta(days=200)
+    assert reading.provenance["abnormal_urinalysis_ever"] == "Observation/before"
+    assert reading.provenance["abnormal_urinalysis_last_date"] == "Observation/before"
+    assert not reading.problems
+    PatientRecord.model_validate(r)
+
+
+def test_the_last_date_is_the_most_recent_abnormal_result(read):
+    reading = read(
+        protein("first", 1.2, days_ago=700),
+        protein("second", 0.6, days_ago=300),
+        protein("normal", 0.1, days_ago=150),
+    )
+    assert reading.record["abnormal_urinalysis_ever"] is True
+    assert reading.record["abnormal_urinalysis_last_date"] == DAY0 - timedelta(300)
+    assert reading.provenance["abnormal_urinalysis_ever"] == "Observation/second"
+
+
+def test_the_threshold_is_strict(read):
+    reading = read(protein("edge", 0.5, days_ago=200))
+    assert reading.record["abnormal_urinalysis_ever"] is False
+
+
+def test_an_earlier_ratio_in_mg_per_g_is_converted_before_it_is_judged(read):
+    reading = read(obs("upcr", UPCR, 650.0, "mg/g", days_ago=200))
+    assert reading.record["abnormal_urinalysis_ever"] is True  # 0.65 g/24 h
+    assert reading.provenance["abnormal_urinalysis_ever"] == "Observation/upcr"
+    assert "urine_protein_g_24h" not in reading.record  # outside the 90-day window
+
+
+def test_an_earlier_result_in_a_unit_not_accepted_is_reported_once(read):
+    reading = read(obs("bad", UPCR, 650.0, "mg/L", days_ago=200))
+    assert "abnormal_urinalysis_ever" not in reading.record
+    assert [(p.resource, p.field) for p in reading.problems] == [
+        ("Observation/bad", "urine_protein_g_24h")
+    ]
+
+
+def test_earlier_haematuria_alone_is_unknown_menses_and_infection_are_not_coded(
+    read,
+):
+    reading = read(
+        obs("rbc", RBC, 8, "/[HPF]", days_ago=200),
+        protein("normal", 0.2, days_ago=300),
+    )
+    assert "abnormal_urinalysis_ever" not in reading.record
+    assert "abnormal_urinalysis_last_date" not in reading.record
+    (p,) = reading.problems
+    assert (p.resource, p.field) == ("Observation/rbc", "abnormal_urinalysis_ever")
+    day = (DAY0 - timedelta(days=200)).isoformat()
+    assert p.why == (
+        f"urine_rbc_per_hpf 8 cells/hpf on {day}: menses or infection is not "
+        "coded, so it may or may not count as abnormal"
+    )
+
+
+def test_earlier_proteinuria_decides_even_with_uncertain_haematuria(read):
+    reading = read(
+        obs("rbc", RBC, 8, "/[HPF]", days_ago=100),
+        obs("wbc", WBC, 12, "/[HPF]", days_ago=100),
+        protein("high", 0.9, days_ago=300),
+    )
+    assert reading.record["abnormal_urinalysis_ever"] is True
+    assert reading.record["abnormal_urinalysis_last_date"] == DAY0 - timedelta(300)
+    assert not reading.problems
+
+
+def test_only_normal_earlier_results_are_a_normal_history(read):
+    reading = read(
+        protein("a", 0.2, days_ago=400),
+        obs("b", RBC, 3, "/[HPF]", days_ago=200),
+        obs("c", WBC, 5, "/[HPF]", days_ago=200),
+    )
+    assert reading.record["abnormal_urinalysis_ever"] is False
+    assert "abnormal_urinalysis_last_date" not in reading.record
+    assert reading.provenance["abnormal_urinalysis_ever"] == "Observation/b"
+    assert not reading.problems
+
+
+def test_todays_urinalysis_is_not_an_earlier_one(read):
+    alone = read(protein("now", 0.9, days_ago=10), obs("r", RBC, 9, "/[HPF]", 10))
+    assert "abnormal_urinalysis_ever" not in alone.record  # no earlier urinalysis
+    assert not alone.problems
+    with_history = read(
+        protein("now", 0.9, days_ago=10),
+        protein("earlier", 0.2, days_ago=40),  # inside the window, but earlier
+    )
+    assert with_history.record["urine_protein_g_24h"] == 0.9
+    assert with_history.record["abnormal_urinalysis_ever"] is False
+    assert with_history.provenance["abnormal_urinalysis_ever"] == (
+        "Observation/earlier"
+    )
+
+
+def test_the_current_day_is_per_field(read):
+    # day 30 holds the current RBC count, but the protein of that day is earlier
+    # than the current protein (day 10)
+    reading = read(
+        protein("now", 0.2, days_ago=10),
+        protein("then", 0.7, days_ago=30),
+        obs("rbc", RBC, 3, "/[HPF]", days_ago=30),
+    )
+    assert reading.record["urine_rbc_per_hpf"] == 3
+    assert reading.record["abnormal_urinalysis_ever"] is True
+    assert reading.provenance["abnormal_urinalysis_ever"] == "Observation/then"
+
+
+def test_a_future_dated_result_is_not_history(read):
+    reading = read(protein("future", 0.9, days_ago=-5))
+    assert "abnormal_urinalysis_ever" not in reading.record
+    reading = read(protein("future", 0.9, days_ago=-5), protein("p", 0.1, 200))
+    assert reading.record["abnormal_urinalysis_ever"] is False
+
+
+def test_conflicting_results_on_the_current_day_are_not_earlier_ones(read):
+    reading = read(
+        protein("a", 0.9, days_ago=10),
+        protein("b", 0.2, days_ago=10),
+        protein("before", 0.1, days_ago=200),
+    )
+    assert "urine_protein_g_24h" not in reading.record  # the conflict
+    assert reading.record["abnormal_urinalysis_ever"] is False
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"fields": {"urine_protein_g_24h": 0.5, "no_such_field": 1}}, "unknown field"),
+        ({"fields": {"urine_protein_g_24h": "high"}}, "is not a number"),
+        ({"fields": {"urine_protein_g_24h": True}}, "is not a number"),
+        ({"fields": {"c3_g_l": 0.9, "weight_kg": 80}, "needs_context": {}}, None),
+        ({"fields": {"creatinine_uln_umol_l": 100}}, "is not a latest value"),
+        ({"needs_context": {"c3_g_l": "menses"}}, "not in fields"),
+        ({"needs_context": ["urine_rbc_per_hpf"]}, "maps a field to its context"),
+        ({"fields": ["urine_protein_g_24h"]}, "a threshold per field"),
+    ],
+)
+def test_history_rule_declarations_are_checked(tmp_path, change, message):
+    import yaml
+
+    from data_schema.fhir.mapping import MAPPING_PATH, MappingError
+
+    raw = yaml.safe_load(MAPPING_PATH.read_text(encoding="utf-8"))
+    rule = dict(raw["fields"]["abnormal_urinalysis_ever"], **change)
+    if "fields" in change and "needs_context" not in change:
+        rule["needs_context"] = {}
+    raw["fields"]["abnormal_urinalysis_ever"] = rule
+    path = tmp_path / "mapping.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    if message is None:
+        assert load_mapping(path).fields["abnormal_urinalysis_ever"].thresholds
+    else:
+        with pytest.raises(MappingError, match=message):
+            load_mapping(path)

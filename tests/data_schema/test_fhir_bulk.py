@@ -101,6 +101,31 @@ def test_round_trip_10000_patients_on_every_carried_field(tmp_path):
     assert differences(fhir_view(cohort), reading.cohort) == {}
 
 
+def test_earlier_urinalyses_round_trip_true_false_and_unknown(tmp_path):
+    """The generator says "no earlier abnormal urinalysis" for everyone; a site's
+    table may say yes (with the date) or not know."""
+    cohort = generate_cohort(n=90, seed=21)
+    measured = cohort["urine_protein_g_24h"].notna().to_numpy()
+    group = np.arange(len(cohort)) % 4
+    ever = cohort["abnormal_urinalysis_ever"].astype(object)
+    last = cohort["abnormal_urinalysis_last_date"].copy()
+    long_ago = group == 0
+    ever[long_ago] = True
+    last[long_ago] = pd.Timestamp(DAY) - pd.Timedelta(days=200)
+    # inside the window, before today's result: today's result is dated after it
+    recent = (group == 1) & measured
+    ever[recent] = True
+    last[recent] = pd.Timestamp(DAY) - pd.Timedelta(days=20)
+    ever[group == 2] = None
+    cohort["abnormal_urinalysis_ever"] = ever
+    cohort["abnormal_urinalysis_last_date"] = last
+    write_bulk(cohort, tmp_path, DAY, seed=21)
+    reading = read_bulk(tmp_path, DAY)
+    assert differences(fhir_view(cohort), reading.cohort) == {}
+    read = reading.cohort["abnormal_urinalysis_ever"]
+    assert {True, False} <= set(read.dropna()) and read.isna().any()
+
+
 def test_the_export_looks_like_an_ehrs(small):
     """Several results over time, units other than the record's, every code of a
     value set used, explicit negatives."""
@@ -149,6 +174,21 @@ def test_screening_from_fhir_equals_screening_from_records(small, served):
     )
     pd.testing.assert_frame_equal(from_fhir.per_patient, from_records.per_patient)
     pd.testing.assert_frame_equal(from_fhir.attrition, from_records.attrition)
+    # the earlier urinalyses are read: the exclusion is decided, not a field to get
+    screened = from_fhir.per_patient
+    assert set(screened["EXC-01h-earlier-abnormal-urinalysis"]) == {"not_met"}
+    assert not any("abnormal_urinalysis_ever" in f for f in screened["missing_fields"])
+
+
+def test_a_synthetic_patient_s_earlier_urinalyses_read_as_normal(small):
+    cohort, _ = small
+    bundle = next(patient_bundles(cohort.head(1), DAY, seed=11))
+    reading = read_patient([e["resource"] for e in bundle["entry"]], DAY)
+    assert reading.record["abnormal_urinalysis_ever"] is False
+    assert "abnormal_urinalysis_last_date" not in reading.record
+    source = reading.provenance["abnormal_urinalysis_ever"]
+    assert source.startswith("Observation/")
+    assert source != reading.provenance.get("urine_protein_g_24h")  # not today's
 
 
 def test_every_emitted_resource_validates_with_the_fhir_models():
