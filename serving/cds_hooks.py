@@ -171,7 +171,8 @@ def service_id(trial_id: str) -> str:
     return f"{trial_id.lower()}-ln-risk"
 
 
-#: Prefetch key per resource type the FHIR mapping reads.
+#: Prefetch key per resource type the FHIR mapping reads, and the search parameter
+#: that selects it by code (FHIR R4 search parameters of each resource).
 PREFETCH_KEYS = {
     "Condition": "conditions",
     "Observation": "observations",
@@ -179,32 +180,38 @@ PREFETCH_KEYS = {
     "MedicationAdministration": "medicationAdministrations",
     "Immunization": "immunizations",
 }
+CODE_SEARCH = {
+    "Condition": "code",
+    "Observation": "code",
+    "MedicationStatement": "code",
+    "MedicationAdministration": "code",
+    "Immunization": "vaccine-code",
+}
 
 
 def prefetch_templates(mapping: FhirMapping) -> dict[str, str]:
     """What the screening reads, as CDS Hooks prefetch templates.
 
-    One query per resource type the mapping reads. Observations are asked for by
-    the mapping's LOINC codes, so a client sends the labs the model and the criteria
-    use and not the whole chart.
+    One query per resource type the mapping reads, restricted to the codes the
+    mapping reads from that type (``code=system|code,…``): a client sends the labs,
+    diagnoses, medicines and vaccines the model and the criteria use, not the whole
+    chart.
     """
     patient = "{{context.patientId}}"
-    types = {t for c in mapping.concepts.values() for t in c.resources}
     templates = {"patient": f"Patient/{patient}"}
     for rtype, key in PREFETCH_KEYS.items():
-        if rtype in types:
-            templates[key] = f"{rtype}?patient={patient}"
-    loinc = mapping.systems["loinc"]
-    codes = sorted(
-        {
-            code.key
-            for concept in mapping.concepts.values()
-            if "Observation" in concept.resources
-            for code in concept.codes
-            if code.system == loinc
-        }
-    )
-    templates["observations"] += "&code=" + ",".join(codes)
+        codes = sorted(
+            {
+                code.key
+                for concept in mapping.concepts.values()
+                if rtype in concept.resources
+                for code in concept.codes
+            }
+        )
+        if codes:
+            templates[key] = (
+                f"{rtype}?patient={patient}&{CODE_SEARCH[rtype]}=" + ",".join(codes)
+            )
     return templates
 
 
@@ -549,16 +556,13 @@ def screen_chart(svc: Any, call: HookRequest) -> tuple[Card, dict[str, int]]:
     from bentoml.exceptions import InvalidArgument
 
     from eligibility import Table, screen_patients
-    from serving.fhir import FhirBundle, read_bundle
+    from serving.fhir import read_resources
 
     day = date.today()
     resources = prefetch_resources(call.prefetch or {})
-    bundle = FhirBundle.model_validate(
-        {"resourceType": "Bundle", "entry": [{"resource": r} for r in resources]}
-    )
     source = _source(svc)
     try:
-        reading, record = read_bundle(bundle, day)
+        reading, record = read_resources(resources, day)
     except InvalidArgument as exc:
         return unreadable_card([str(exc)], source), {"unreadable": 1}
     if record.patient_id != call.context.patientId:

@@ -18,7 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from data_schema import PatientRecord
 from data_schema.fhir import FhirReading, Problem, read_patient, risk_assessment
+from data_schema.fhir.flatten import READ_TYPES
 from data_schema.fhir.mapping import load_mapping
+from data_schema.fhir.reader import validation_error
 from serving.schemas import CriterionResult, ScreeningDecision
 
 #: Entries per Bundle (a CDS Hooks prefetch holds ~60; a year of labs a few hundred).
@@ -82,13 +84,15 @@ class FhirScreening(ScreeningDecision):
     )
 
 
-def read_bundle(bundle: FhirBundle, day: date) -> tuple[FhirReading, PatientRecord]:
-    """The Bundle's record, validated.
+def warm_fhir_models() -> None:
+    """Load and build the FHIR R4B models of every resource type the mapping reads
+    (~1 s once; otherwise the first call of a worker pays it)."""
+    for rtype in READ_TYPES:
+        validation_error({"resourceType": rtype})
 
-    Raises:
-        InvalidArgument: the resources do not give a valid record (no Patient, no
-            sex, contradictory fields) — with the mapping problems that explain it.
-    """
+
+def read_bundle(bundle: FhirBundle, day: date) -> tuple[FhirReading, PatientRecord]:
+    """The Bundle's record, validated (see :func:`read_resources`)."""
     resources: list[Any] = []
     skipped: list[Problem] = []
     for i, entry in enumerate(bundle.entry):
@@ -96,8 +100,20 @@ def read_bundle(bundle: FhirBundle, day: date) -> tuple[FhirReading, PatientReco
             skipped.append(Problem(f"entry {i}", "entry without a resource"))
         else:
             resources.append(entry.resource)
+    return read_resources(resources, day, skipped)
+
+
+def read_resources(
+    resources: list[Any], day: date, skipped: list[Problem] | None = None
+) -> tuple[FhirReading, PatientRecord]:
+    """One patient's resources read into a validated record.
+
+    Raises:
+        InvalidArgument: the resources do not give a valid record (no Patient, no
+            sex, contradictory fields) — with the mapping problems that explain it.
+    """
     reading = read_patient(resources, day)
-    reading.problems[:0] = skipped
+    reading.problems[:0] = skipped or []
     try:
         return reading, PatientRecord.model_validate(reading.record)
     except ValidationError as exc:
@@ -107,7 +123,7 @@ def read_bundle(bundle: FhirBundle, day: date) -> tuple[FhirReading, PatientReco
         )
         why = "; ".join(f"{p.resource}: {p.why}" for p in reading.problems[:10])
         raise InvalidArgument(
-            f"the Bundle does not give a valid patient record ({fields})"
+            f"the resources do not give a valid patient record ({fields})"
             + (f"; mapping problems: {why}" if why else "")
         ) from None
 

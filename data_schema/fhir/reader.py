@@ -10,9 +10,11 @@ model's answer as a FHIR R4 ``RiskAssessment``.
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import date
+from threading import Lock
 from typing import Any
 
 import numpy as np
@@ -74,7 +76,7 @@ def _name(resource: Any, i: int) -> str:
     return f"{rtype} (entry {i})" if isinstance(rtype, str) else f"entry {i}"
 
 
-def _validation_error(resource: dict) -> str | None:
+def validation_error(resource: dict) -> str | None:
     """Why a resource fails the FHIR R4B model of its type (None if it passes)."""
     from fhir.resources.R4B import get_fhir_model_class  # ~0.5 s first import
     from pydantic import ValidationError
@@ -93,24 +95,95 @@ def _validation_error(resource: dict) -> str | None:
     return None
 
 
-def _sort(resources, validate: bool) -> tuple[dict[str, list[dict]], list[Problem]]:
-    """Valid resources by type; a problem for each one that is not read."""
+class ValidationCache:
+    """Validation outcomes of resources already seen, checked by content.
+
+    An EHR sends a patient's resources again every time the chart is opened; their
+    FHIR validation (~0.1 ms each) is the largest cost of a CDS Hooks call. A resource
+    is looked up by type and id and reused only if its content is equal to the one
+    validated (validation is a function of the content alone); the least recently
+    used entries go first.
+    """
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._seen: OrderedDict[tuple[str, str], tuple[dict, str | None]] = (
+            OrderedDict()
+        )
+        self._lock = Lock()
+        self.hits = self.misses = 0
+
+    def error(self, resource: dict) -> str | None:
+        """:func:`validation_error` of ``resource``, from the cache if seen."""
+        rid = resource.get("id")
+        key = (resource["resourceType"], rid) if isinstance(rid, str) else None
+        with self._lock:
+            seen = self._seen.get(key) if key else None
+            if seen is not None and seen[0] == resource:
+                self._seen.move_to_end(key)
+                self.hits += 1
+                return seen[1]
+        why = validation_error(resource)
+        with self._lock:
+            self.misses += 1
+            if key is not None and self.size > 0:
+                self._seen[key] = (resource, why)
+                self._seen.move_to_end(key)
+                while len(self._seen) > self.size:
+                    self._seen.popitem(last=False)
+        return why
+
+
+#: The process's cache (a service worker reads many charts; a test may use its own).
+VALIDATION_CACHE = ValidationCache()
+
+
+def _sort(resources) -> tuple[dict[str, list[dict]], list[Problem]]:
+    """Resources by type; a problem for each one that is not read."""
     by_type: dict[str, list[dict]] = {}
     problems: list[Problem] = []
     for i, r in enumerate(resources):
         name = _name(r, i)
         if not isinstance(r, dict) or not isinstance(r.get("resourceType"), str):
             problems.append(Problem(name, "not a FHIR resource (no resourceType)"))
-            continue
-        if r["resourceType"] not in READ_TYPES:
+        elif r["resourceType"] not in READ_TYPES:
             problems.append(Problem(name, f"{r['resourceType']} is not read"))
-            continue
-        why = _validation_error(r) if validate else None
-        if why:
-            problems.append(Problem(name, why))
         else:
             by_type.setdefault(r["resourceType"], []).append(r)
     return by_type, problems
+
+
+def _valid(
+    by_type: dict[str, list[dict]],
+    m: FhirMapping,
+    problems: list[Problem],
+    cache: ValidationCache,
+    position: dict[int, int],
+) -> dict[str, list[dict]]:
+    """The resources that pass FHIR validation, among those a rule would read.
+
+    The Patient and every resource whose code the mapping reads from its type (or
+    that has no code at all) are validated; a resource that fails is reported and
+    dropped. A resource coded with codes the mapping does not read is kept
+    unvalidated: it is reported as unmapped and never read.
+    """
+    rows = iter(resource_rows(by_type, m))  # one per non-Patient resource, in order
+    kept: dict[str, list[dict]] = {}
+    for rtype, resources in by_type.items():
+        for r in resources:
+            if rtype != "Patient":
+                row = next(rows)
+                concept, coded = row["concept"], row["code"] is not None
+                unread = concept is None or rtype not in m.concepts[concept].resources
+                if coded and unread:
+                    kept.setdefault(rtype, []).append(r)
+                    continue
+            why = cache.error(r)
+            if why:
+                problems.append(Problem(_name(r, position[id(r)]), why))
+            else:
+                kept.setdefault(rtype, []).append(r)
+    return kept
 
 
 def _plain(value: Any, kind: str) -> Any:
@@ -132,6 +205,7 @@ def read_patient(
     validate: bool = True,
     mapping: FhirMapping | None = None,
     engine: str = "rows",
+    cache: ValidationCache | None = None,
 ) -> FhirReading:
     """Read one patient's FHIR R4 resources into PatientRecord fields.
 
@@ -139,19 +213,24 @@ def read_patient(
         resources: the patient's resources (a Bundle's ``entry[].resource``, a CDS
             Hooks prefetch); exactly one should be the Patient.
         screening_date: day 0 of every look-back window.
-        validate: check each resource against the FHIR R4B models first (a resource
-            that fails is reported and not used).
+        validate: check each resource a rule reads against the FHIR R4B models
+            first (a resource that fails is reported and not used).
         mapping: the mapping (default: ``mapping.yaml``).
         engine: ``rows`` (the rules row by row: ~1 ms for a patient) or
             ``columns`` (the registry's column-wise rules on a table of one row);
             the two give the same answer (tested).
+        cache: outcomes of resources validated before (default: the process's).
 
     Returns:
         The record's fields (those FHIR carries and the resources hold), a problem
         per resource or value not used, and the resource behind each field.
     """
     m = mapping or load_mapping()
-    by_type, problems = _sort(list(resources), validate)
+    resources = list(resources)
+    by_type, problems = _sort(resources)
+    if validate:
+        position = {id(r): i for i, r in enumerate(resources)}
+        by_type = _valid(by_type, m, problems, cache or VALIDATION_CACHE, position)
     found = by_type.get("Patient", [])
     if len(found) != 1:
         why = "no Patient resource" if not found else "more than one Patient resource"

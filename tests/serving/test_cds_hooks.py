@@ -32,6 +32,25 @@ def test_discovery_names_the_patient_view_service(client: TestClient) -> None:
         assert "{{context.patientId}}" in template
 
 
+def test_every_prefetch_query_asks_only_for_the_codes_the_mapping_reads() -> None:
+    from data_schema.fhir import load_mapping
+    from serving.cds_hooks import PREFETCH_KEYS, prefetch_templates
+
+    m = load_mapping()
+    templates = prefetch_templates(m)
+    for rtype, key in PREFETCH_KEYS.items():
+        query, _, codes = templates[key].partition("&code=")
+        if rtype == "Immunization":
+            query, _, codes = templates[key].partition("&vaccine-code=")
+        assert query == f"{rtype}?patient={{{{context.patientId}}}}"
+        read = {
+            c.key for con in m.concepts.values() if rtype in con.resources
+            for c in con.codes
+        }  # fmt: skip
+        assert set(codes.split(",")) == read
+    assert "http://loinc.org|4485-9," in templates["observations"]  # C3
+
+
 def test_the_routes_are_in_the_openapi_document(client: TestClient) -> None:
     paths = client.get("/docs.json").json()["paths"]
     assert "/cds-services" in paths
