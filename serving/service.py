@@ -61,7 +61,13 @@ from eligibility import (
 from serving import cds_hooks
 from serving.connections import ConnectionRecycleMiddleware
 from serving.drain import Drain
-from serving.fhir import FhirBundle, FhirScreening, fhir_answer, read_bundle
+from serving.fhir import (
+    FhirBundle,
+    FhirScreening,
+    fhir_answer,
+    read_bundle,
+    warm_fhir_models,
+)
 from serving.schemas import (
     DISCLAIMER,
     BatchScreening,
@@ -169,18 +175,25 @@ class LNRiskService:
         # for bit, ~4x cheaper than a booster call; riskmodel/trees.py). Compiling
         # the eleven boosters takes ~0.5 s, so it runs after start-up; until it
         # lands the boosters answer, with the same numbers.
-        threading.Thread(
-            target=self.model.compile_trees, name="compile-trees", daemon=True
-        ).start()
+        compiling = threading.Thread(target=self._compile, name="compile-trees")
+        compiling.daemon = True
+        compiling.start()
         self.meta = dict(stored.info.metadata)
         self.model_name = str(self.meta.get("mlflow_model", stored.tag.name))
         self.model_version = str(self.meta.get("mlflow_version", stored.tag.version))
         self.audit = AuditLog()
         self.drain = Drain()
         self.drain.install()
+        # The FHIR R4B models (thousands of objects) load here rather than on the
+        # first CDS Hooks call, so that they are frozen below with the rest.
+        warm_fhir_models()
         # Everything loaded so far lives as long as the worker: keep it out of the
         # garbage collector's full passes, which would walk it on every collection.
         gc.freeze()
+
+    def _compile(self) -> None:
+        self.model.compile_trees()
+        gc.freeze()  # the compiled trees live as long as the worker too
 
     def __is_ready__(self) -> bool:
         loaded = self.model is not None and self.criteria is not None
