@@ -8,10 +8,11 @@ decided it. ``POST /cds-services/{id}/feedback`` records what the clinician did
 with a card (accepted / overridden) in the audit log, without patient data.
 
 The rules a card states come from the same ``screen`` as ``POST /screen``; the
-record is read from FHIR by :func:`data_schema.fhir.read_patient`. A request whose
-prefetch lacks a template's data (and names no FHIR server to fetch it from) gets a
-card saying what is missing, never an error: missing data is never read as absent
-history.
+record is read from FHIR by :func:`data_schema.fhir.read_patient`. What a request's
+prefetch lacks is read from the client's FHIR server (``fhirServer``) when that
+server is one the service is configured to read (:mod:`serving.fhir_client`);
+whatever still lacks gets a card saying what is missing and why, never an error:
+missing data is never read as absent history.
 
 Specification: https://cds-hooks.hl7.org/2.0/ (discovery, request, cards,
 feedback; the JWT that authenticates the client is checked by
@@ -22,7 +23,10 @@ feedback; the JWT that authenticates the client is checked by
 # ruff: noqa: N815
 from __future__ import annotations
 
+import logging
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -31,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from data_schema import field_specs
 from data_schema.fhir import load_mapping
+from serving import fhir_client
 from serving.schemas import DISCLAIMER
 from serving.security import BODY_DIGEST_KEY, CDS_PATH
 
@@ -41,6 +46,8 @@ if TYPE_CHECKING:
 #: The one hook this service answers.
 HOOK = "patient-view"
 SUMMARY_MAX = 140  # characters; the specification says "<140"
+
+log = logging.getLogger(__name__)
 
 
 class _Open(BaseModel):
@@ -360,9 +367,11 @@ def detail(
     gate: float,
     problems: list[str],
     provenance: dict[str, str] | None = None,
+    fetched: Sequence[str] = (),
 ) -> str:
     """The card's Markdown: risk and gate, the deciding criteria, what to obtain,
-    and what in the chart could not be read."""
+    what in the chart could not be read, and which prefetch entries were read from
+    the client's FHIR server (``fetched``)."""
     lines = [_risk_line(decision, gate), "", f"Decision: **{decision.status}**."]
     deciding = _deciding(decision, provenance or {})
     if deciding:
@@ -379,6 +388,9 @@ def detail(
     if problems:
         lines += ["", "Not used from the chart:"]
         lines += [f"- {p}" for p in problems]
+    if fetched:
+        keys = ", ".join(f"`{key}`" for key in fetched)
+        lines += ["", f"Read from the FHIR server (not in the prefetch): {keys}."]
     return "\n".join([*lines, "", f"_{DISCLAIMER}_"])
 
 
@@ -396,6 +408,7 @@ def decision_card(
     source: Source,
     problems: list[str],
     provenance: dict[str, str] | None = None,
+    fetched: Sequence[str] = (),
 ) -> Card:
     """The screening as one card."""
     return Card(
@@ -403,7 +416,7 @@ def decision_card(
         summary=summary(decision, trial_id),
         indicator=INDICATOR[decision.status],
         source=source,
-        detail=detail(decision, gate, problems, provenance),
+        detail=detail(decision, gate, problems, provenance, fetched),
         overrideReasons=override_reasons(),
     )
 
@@ -412,28 +425,39 @@ def missing_card(
     gaps: list[str],
     templates: dict[str, str],
     source: Source,
-    fhir_server: str | None = None,
+    why: dict[str, str] | None = None,
+    note: str = "",
 ) -> Card:
-    """The card when the prefetch lacks entries: which, and how to send them."""
-    keys = ", ".join(gaps)
-    server = (
-        "This service does not read the client's FHIR server (`fhirServer`); "
-        if fhir_server
-        else ""
-    )
+    """The card when the prefetch lacks entries: which, why they could not be
+    fetched from the client's FHIR server (``why``, per key, when they were asked
+    for), ``note`` on why they were not asked for, and how to send them."""
+    why = why or {}
+    asked = [key for key in gaps if key in why]
     lines = [
         "The LN risk screening needs these prefetch entries, which the request did "
         "not carry (or carried as null):",
         "",
-        *[f"- `{key}`: `{templates[key]}`" for key in gaps],
+        *[
+            f"- `{key}`: `{templates[key]}`"
+            + (f" — not fetched from the FHIR server: {why[key]}" if key in why else "")
+            for key in gaps
+        ],
         "",
         "Missing history is not read as absent history, so no risk or decision is "
-        f"given. {server}Send every entry; an empty searchset Bundle says there is "
-        "nothing.",
+        "given. " + (note + " " if note else "") + "Send every entry; an empty "
+        "searchset Bundle says there is nothing.",
     ]
+    if asked:
+        head = "LN risk not computed — could not fetch "
+        reasons = {why[key].split(":")[0].split(" (")[0] for key in asked}
+        tail = f" ({reasons.pop()})" if len(reasons) == 1 else ""
+        tail = tail if len(head + tail) < SUMMARY_MAX - 30 else ""
+        line = head + _shorten(gaps, SUMMARY_MAX - 1 - len(head + tail)) + tail
+    else:
+        line = f"LN risk not computed — prefetch lacks: {', '.join(gaps)}"
     return Card(
         uuid=str(uuid.uuid4()),
-        summary=f"LN risk not computed — prefetch lacks: {keys}"[: SUMMARY_MAX - 1],
+        summary=line[: SUMMARY_MAX - 1],
         indicator="info",
         source=source,
         detail="\n".join(lines),
@@ -529,8 +553,10 @@ def cds_patient_view(service: str, call: HookRequest, http: Request) -> HookResp
     """A ``patient-view`` call: the screening of the patient in view, as cards.
 
     The prefetch is read with the project's FHIR mapping and screened as ``/screen``
-    screens a record. A prefetch entry not sent (or null) gets a card naming it
-    instead of a decision. Research screening support for NCT05585671, not a
+    screens a record. A prefetch entry not sent (or null) is read from the client's
+    FHIR server when the call names one the service may read
+    (``LNRISK_CDS_FHIR_SERVERS``); an entry still missing gets a card naming it and
+    why, instead of a decision. Research screening support for NCT05585671, not a
     diagnostic device.
     """
     from fastapi import HTTPException
@@ -541,18 +567,91 @@ def cds_patient_view(service: str, call: HookRequest, http: Request) -> HookResp
         raise HTTPException(400, f"hook: this service answers {HOOK!r} only")
     templates = prefetch_templates(load_mapping())
     gaps = prefetch_gaps(call, templates)
+    done = Completion(call)
+    if gaps and call.fhirServer:
+        done = complete_prefetch(call, templates, gaps)
+        gaps = [key for key in gaps if key not in done.fetched]
     if gaps:
-        card = missing_card(gaps, templates, _source(svc), call.fhirServer)
-        outcome = {"prefetch_missing": 1}
+        card = missing_card(gaps, templates, _source(svc), done.why, done.note)
+        outcome = {**done.counts, "prefetch_missing": 1}
     else:
-        card, outcome = screen_chart(svc, call)
+        card, screened = screen_chart(svc, done.call, done.fetched)
+        outcome = {**done.counts, **screened}
     _audit(svc, http, "cds_patient_view", str(call.hookInstance), **outcome)
     return HookResponse(cards=[card])
 
 
-def screen_chart(svc: Any, call: HookRequest) -> tuple[Card, dict[str, int]]:
+@dataclass(frozen=True)
+class Completion:
+    """A call's prefetch after asking the client's FHIR server for what it lacks.
+
+    Attributes:
+        call: the call, the fetched entries in its prefetch.
+        fetched: the prefetch keys read from the server.
+        why: why each key asked for could not be fetched.
+        note: for the card, why nothing was asked for (the server is not one this
+            service reads).
+        counts: for the audit line (``fetched_keys``, ``fetch_failed``,
+            ``fetch_pages``, ``fhir_server_refused``): never the token or a URL.
+    """
+
+    call: HookRequest
+    fetched: list[str] = field(default_factory=list)
+    why: dict[str, str] = field(default_factory=dict)
+    note: str = ""
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def complete_prefetch(
+    call: HookRequest, templates: dict[str, str], gaps: list[str]
+) -> Completion:
+    """What the prefetch lacks (``gaps``), read from the call's ``fhirServer`` when
+    the service may read it (``LNRISK_CDS_FHIR_SERVERS``, read on every call)."""
+    server = call.fhirServer or ""
+    try:
+        access = fhir_client.FhirAccess.from_env()
+    except fhir_client.FhirAccessError as exc:
+        log.warning("CDS Hooks: FHIR server access not configured: %s", exc)
+        note = (
+            "This service's setting of the FHIR servers it reads is invalid "
+            f"(`{fhir_client.SERVERS_VARIABLE}`, `{fhir_client.SECONDS_VARIABLE}`), "
+            "so nothing was fetched from the call's `fhirServer`."
+        )
+        return Completion(call, note=note, counts={"fhir_server_refused": 1})
+    if not access.allows(server):
+        note = (
+            "The FHIR server the call names (`fhirServer`) is not one this service "
+            f"is configured to read (`{fhir_client.SERVERS_VARIABLE}`), so nothing "
+            "was fetched from it."
+        )
+        return Completion(call, note=note, counts={"fhir_server_refused": 1})
+    auth = call.fhirAuthorization
+    results = fhir_client.fetch_missing(
+        server,
+        {key: templates[key] for key in gaps},
+        call.context.patientId,
+        auth.access_token if auth else None,
+        access.seconds,
+    )
+    got = {key: r.value for key, r in results.items() if r.value is not None}
+    why = {
+        key: r.problem or "not fetched" for key, r in results.items() if r.value is None
+    }
+    prefetch = {**(call.prefetch or {}), **got}
+    counts = {
+        "fetched_keys": len(got),
+        "fetch_failed": len(why),
+        "fetch_pages": sum(r.pages for r in results.values()),
+    }
+    call = call.model_copy(update={"prefetch": prefetch})
+    return Completion(call, list(got), why, counts=counts)
+
+
+def screen_chart(
+    svc: Any, call: HookRequest, fetched: Sequence[str] = ()
+) -> tuple[Card, dict[str, int]]:
     """The prefetch read into a record and screened: one card, and the audit's
-    outcome count."""
+    outcome count (``fetched``: the prefetch keys read from the FHIR server)."""
     from bentoml.exceptions import InvalidArgument
 
     from eligibility import Table, screen_patients
@@ -572,7 +671,13 @@ def screen_chart(svc: Any, call: HookRequest) -> tuple[Card, dict[str, int]]:
     decision = screen_patients(svc.model, table, svc.criteria).decision(0)
     problems = [f"{p.resource}: {p.why}" for p in reading.problems]
     card = decision_card(
-        decision, svc.criteria.trial_id, svc.gate, source, problems, reading.provenance
+        decision,
+        svc.criteria.trial_id,
+        svc.gate,
+        source,
+        problems,
+        reading.provenance,
+        fetched,
     )
     return card, {decision.status: 1}
 
