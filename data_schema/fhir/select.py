@@ -16,6 +16,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from data_schema.fhir.flatten import frame
 from data_schema.fhir.mapping import FhirMapping, FieldRule
 from data_schema.fields import field_specs
 
@@ -107,7 +108,7 @@ def _latest_by(d: pd.DataFrame, key: str) -> tuple[pd.Series, pd.Series, pd.Data
     conflict[np.unique(group[differ])] = True
     keep = starts[~conflict]
     index = pd.Index(k[keep], name=key)
-    refs = pd.Series(d["ref"].to_numpy()[keep], index)
+    refs = pd.Series(d["ref"].to_numpy()[keep], index, dtype=object)
     return pd.Series(v[keep], index), refs, d[same_day & conflict[group]]
 
 
@@ -155,14 +156,15 @@ def _quantities(by_concept: dict, rules: list[FieldRule]) -> pd.DataFrame:
                 pd.DataFrame(
                     {
                         "pid": sub["pid"].to_numpy(),
-                        "ref": sub["ref"].to_numpy(),
-                        "status": sub["status"].to_numpy(),
+                        "ref": sub["ref"].astype(object),
+                        "status": sub["status"].array,  # categorical: codes only
                         "day": sub["day"].to_numpy(),
                         "value": sub["high" if high else "num"].to_numpy(),
-                        "unit": sub["high_unit" if high else "unit"].to_numpy(),
+                        "unit": sub["high_unit" if high else "unit"].array,
                         "fid": k,
-                    }
-                )
+                    },
+                    index=sub.index,
+                ).reset_index(drop=True)
             )
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
@@ -179,7 +181,7 @@ def _latest_all(by_concept: dict, rules: list[FieldRule], sd, m, out: _Out) -> N
     specs = field_specs()
     fid = g["fid"].to_numpy()
     names = np.array([r.field for r in rules], dtype=object)
-    field = pd.Series(names[fid], g.index)
+    field = pd.Series(names[fid], g.index, dtype=object)
     used = g["status"].isin(m.statuses["Observation"]["use"]).to_numpy()
     out.report(
         g[~used], field[~used], "status " + _text(g["status"][~used]) + ": not used"
@@ -204,7 +206,7 @@ def _latest_all(by_concept: dict, rules: list[FieldRule], sd, m, out: _Out) -> N
         "unit "
         + _text(g["unit"][unknown])
         + " not accepted (accepted: "
-        + pd.Series(accepted[fid][unknown], g.index[unknown])
+        + pd.Series(accepted[fid][unknown], g.index[unknown], dtype=object)
         + ")",
     )
     v = g["value"].to_numpy(np.float64) * factor
@@ -222,7 +224,7 @@ def _latest_all(by_concept: dict, rules: list[FieldRule], sd, m, out: _Out) -> N
         field[outside],
         pd.Series(v[outside], g.index[outside]).pipe(_num)
         + " "
-        + pd.Series(unit_names[fid][outside], g.index[outside])
+        + pd.Series(unit_names[fid][outside], g.index[outside], dtype=object)
         + " is not a valid value for the field",
     )
     days = np.array(
@@ -234,7 +236,7 @@ def _latest_all(by_concept: dict, rules: list[FieldRule], sd, m, out: _Out) -> N
     usable = live & ~unknown & ~outside
     keep = usable & window
     v = np.where(counts, np.round(v), v)
-    out.cache[_RESULTS] = pd.DataFrame(
+    out.cache[_RESULTS] = frame(
         {
             "pid": g["pid"].to_numpy(np.int64)[usable],
             "ref": g["ref"].to_numpy()[usable],
@@ -250,7 +252,7 @@ def _latest_all(by_concept: dict, rules: list[FieldRule], sd, m, out: _Out) -> N
     values, refs, bad = _latest_by(d, "key")
     out.report(
         bad,
-        pd.Series(names[bad["fid"].to_numpy()], bad.index),
+        pd.Series(names[bad["fid"].to_numpy()], bad.index, dtype=object),
         "conflicting results on "
         + _iso(bad["day"])
         + ": "
@@ -258,7 +260,7 @@ def _latest_all(by_concept: dict, rules: list[FieldRule], sd, m, out: _Out) -> N
         + " "
         + bad["v"].pipe(_num)
         + " "
-        + pd.Series(unit_names[bad["fid"].to_numpy()], bad.index),
+        + pd.Series(unit_names[bad["fid"].to_numpy()], bad.index, dtype=object),
     )
     which = values.index.to_numpy() // len(out.pids)
     pid = values.index.to_numpy() % len(out.pids)
@@ -268,7 +270,7 @@ def _latest_all(by_concept: dict, rules: list[FieldRule], sd, m, out: _Out) -> N
         out.put(
             rule.field,
             pd.Series(values.to_numpy()[mine], index, dtype=object),
-            pd.Series(refs.to_numpy()[mine], index),
+            pd.Series(refs.to_numpy()[mine], index, dtype=object),
         )
 
 
