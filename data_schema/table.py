@@ -198,7 +198,10 @@ def _coerce_column(
     """
     present = values.notna()
     if spec_kind in ("float", "int"):
-        is_bool = values.map(lambda v: isinstance(v, bool | np.bool_))
+        if values.dtype.kind in "fiu":  # a numeric column holds no booleans
+            is_bool = pd.Series(False, index=values.index)
+        else:
+            is_bool = values.map(lambda v: isinstance(v, bool | np.bool_))
         numbers = pd.to_numeric(values.where(~is_bool), errors="coerce")
         bad = present & (numbers.isna() | is_bool)
         if spec_kind == "int":

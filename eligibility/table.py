@@ -245,7 +245,12 @@ class _FrameTable(Table):
         self.df = df
 
     def value(self, name: str, row: int) -> Any:
-        return _plain(self.df[name].iat[row]) if name in self.df else None
+        if name not in self.df:
+            return None
+        cells = self._cache.get(("cells", name))
+        if cells is None:  # one conversion per column, not a lookup per cell
+            cells = self._cache[("cells", name)] = self.df[name].to_numpy(object)
+        return _plain(cells[row])
 
     def features(self) -> np.ndarray:
         found = self._cache.get(("features", ""))
