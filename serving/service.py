@@ -17,6 +17,9 @@ Environment:
   :mod:`serving.security`; ``LNRISK_MAX_BODY_MB`` — request body limit (default 32);
 * ``LNRISK_CDS_JWKS``, ``LNRISK_CDS_ISSUERS``, ``LNRISK_CDS_BASE_URL`` — CDS Hooks
   clients' signed JWTs (:mod:`serving.cds_auth`);
+* ``LNRISK_CDS_FHIR_SERVERS``, ``LNRISK_CDS_FHIR_SECONDS`` — the FHIR servers a
+  ``patient-view`` call's missing prefetch may be read from, and the time budget
+  (:mod:`serving.fhir_client`);
 * ``LNRISK_DRAIN_SECONDS`` — on SIGTERM, not ready but serving this long before
   stopping (default 5; :mod:`serving.drain`).
 """
