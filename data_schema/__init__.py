@@ -18,7 +18,7 @@ from data_schema.fields import (
     field_specs,
     model_features,
 )
-from data_schema.patient import PatientRecord
+from data_schema.patient import Day, PatientRecord
 from data_schema.table import (
     OUTCOME_COLUMN,
     TRUE_RISK_COLUMN,
@@ -46,6 +46,7 @@ __all__ = [
     "TRUE_RISK_COLUMN",
     "VERDICTS",
     "CohortValidationError",
+    "Day",
     "FieldSpec",
     "GateState",
     "PatientColumns",

@@ -24,7 +24,14 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    model_validator,
+)
 
 # Strict scalars: no silent string->number or int->bool coercion.
 StrictFloat = Annotated[float, Strict()]
@@ -83,6 +90,18 @@ def _flag(description: str, role: str = PREDICTOR) -> Any:
     )
 
 
+def _no_number(value: Any) -> Any:
+    """Refuse a number where a date is expected: pydantic would read 0 as
+    1970-01-01 (Unix time), a silent guess about what the sender meant."""
+    if isinstance(value, int | float):  # bool is an int too
+        raise ValueError("expected a date as YYYY-MM-DD, not a number")
+    return value
+
+
+#: A calendar date: an ISO 8601 string (YYYY-MM-DD) or a date, never a number.
+Day = Annotated[date, BeforeValidator(_no_number)]
+
+
 def _day(description: str, role: str = CRITERION) -> Any:
     """An optional calendar date (ISO 8601, YYYY-MM-DD)."""
     return Field(
@@ -120,7 +139,7 @@ class PatientRecord(BaseModel):
     age_years: StrictFloat | None = _num(
         "Age at the date of the record. Give this or date_of_birth.", "years", 0, 120
     )
-    date_of_birth: date | None = _day(
+    date_of_birth: Day | None = _day(
         "Date of birth; the eligibility engine derives age at screening from it."
     )
     disease_duration_years: StrictFloat | None = _num(
@@ -251,7 +270,7 @@ class PatientRecord(BaseModel):
         "coded diagnosis such as ICD-10-CM M32.14).",
         CRITERION,
     )
-    lupus_nephritis_diagnosis_date: date | None = _day(
+    lupus_nephritis_diagnosis_date: Day | None = _day(
         "Date lupus nephritis was first diagnosed."
     )
     lupus_nephritis_diagnosis_source: DiagnosisSource | None = Field(
@@ -265,7 +284,7 @@ class PatientRecord(BaseModel):
         "casts.",
         CRITERION,
     )
-    abnormal_urinalysis_last_date: date | None = _day(
+    abnormal_urinalysis_last_date: Day | None = _day(
         "Most recent earlier urinalysis showing kidney involvement."
     )
     urine_protein_g_24h: StrictFloat | None = _num(
@@ -311,7 +330,7 @@ class PatientRecord(BaseModel):
     substance_abuse_ever: StrictBool | None = _flag(
         "Any history of drug or alcohol abuse or dependence.", CRITERION
     )
-    substance_abuse_last_date: date | None = _day(
+    substance_abuse_last_date: Day | None = _day(
         "Most recent date of drug or alcohol abuse or dependence."
     )
 
@@ -324,7 +343,7 @@ class PatientRecord(BaseModel):
     infection_hospitalisation_ever: StrictBool | None = _flag(
         "Ever hospitalised for the treatment of an infection.", CRITERION
     )
-    infection_hospitalisation_last_date: date | None = _day(
+    infection_hospitalisation_last_date: Day | None = _day(
         "Most recent hospitalisation for the treatment of an infection."
     )
     parenteral_antiinfective_ever: StrictBool | None = _flag(
@@ -332,7 +351,7 @@ class PatientRecord(BaseModel):
         "antiparasitic agents.",
         CRITERION,
     )
-    parenteral_antiinfective_last_date: date | None = _day(
+    parenteral_antiinfective_last_date: Day | None = _day(
         "Most recent IV or IM anti-infective dose."
     )
     hbsag_positive: StrictBool | None = _flag(
@@ -364,18 +383,18 @@ class PatientRecord(BaseModel):
         description="The current immunosuppressant, if any.",
         json_schema_extra={"unit": "category", "role": CRITERION},
     )
-    soc_regimen_stable_since: date | None = _day(
+    soc_regimen_stable_since: Day | None = _day(
         "First day of the current standard-of-care regimen at unchanged doses "
         "(prednisone, hydroxychloroquine, immunosuppressant)."
     )
-    prednisone_dose_unchanged_since: date | None = _day(
+    prednisone_dose_unchanged_since: Day | None = _day(
         "First day of the current prednisone dose: the start, or the last dose change."
     )
-    hydroxychloroquine_dose_unchanged_since: date | None = _day(
+    hydroxychloroquine_dose_unchanged_since: Day | None = _day(
         "First day of the current hydroxychloroquine dose: the start, or the last "
         "dose change."
     )
-    immunosuppressant_dose_unchanged_since: date | None = _day(
+    immunosuppressant_dose_unchanged_since: Day | None = _day(
         "First day of the current immunosuppressant dose: the start, or the last "
         "dose change."
     )
@@ -384,7 +403,7 @@ class PatientRecord(BaseModel):
     prednisone_over_100mg_ever: StrictBool | None = _flag(
         "Ever received prednisone > 100 mg/day.", CRITERION
     )
-    prednisone_over_100mg_last_date: date | None = _day(
+    prednisone_over_100mg_last_date: Day | None = _day(
         "Most recent day on prednisone > 100 mg/day."
     )
     b_cell_therapy_ever: StrictBool | None = _flag(
@@ -396,7 +415,7 @@ class PatientRecord(BaseModel):
         description="The most recent B-cell-targeted drug.",
         json_schema_extra={"unit": "category", "role": CRITERION},
     )
-    b_cell_therapy_last_date: date | None = _day(
+    b_cell_therapy_last_date: Day | None = _day(
         "Most recent dose of a B-cell-targeted drug."
     )
     b_cell_therapy_half_life_days: StrictFloat | None = _num(
@@ -409,24 +428,24 @@ class PatientRecord(BaseModel):
     iv_cyclophosphamide_ever: StrictBool | None = _flag(
         "Ever received intravenous cyclophosphamide.", CRITERION
     )
-    iv_cyclophosphamide_last_date: date | None = _day(
+    iv_cyclophosphamide_last_date: Day | None = _day(
         "Most recent intravenous cyclophosphamide dose."
     )
     ivig_ever: StrictBool | None = _flag(
         "Ever received intravenous immunoglobulin.", CRITERION
     )
-    ivig_last_date: date | None = _day("Most recent IVIG dose.")
+    ivig_last_date: Day | None = _day("Most recent IVIG dose.")
     investigational_biologic_ever: StrictBool | None = _flag(
         "Ever received a biologic investigational agent (e.g. abetimus, anti-CD40L).",
         CRITERION,
     )
-    investigational_biologic_last_date: date | None = _day(
+    investigational_biologic_last_date: Day | None = _day(
         "Most recent dose of a biologic investigational agent."
     )
     investigational_nonbiologic_ever: StrictBool | None = _flag(
         "Ever received a non-biologic investigational agent.", CRITERION
     )
-    investigational_nonbiologic_last_date: date | None = _day(
+    investigational_nonbiologic_last_date: Day | None = _day(
         "Most recent dose of a non-biologic investigational agent."
     )
     investigational_nonbiologic_half_life_days: StrictFloat | None = _num(
@@ -439,7 +458,7 @@ class PatientRecord(BaseModel):
     live_vaccine_ever: StrictBool | None = _flag(
         "Ever received a live vaccine.", CRITERION
     )
-    live_vaccine_last_date: date | None = _day("Most recent live vaccine.")
+    live_vaccine_last_date: Day | None = _day("Most recent live vaccine.")
 
     # --- what only the screening visit settles ---------------------------------------
     consent_signed: StrictBool | None = _flag(

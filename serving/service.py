@@ -44,6 +44,7 @@ from starlette.responses import Response
 
 from data_schema import (
     GATE_STATES,
+    Day,
     PatientColumns,
     PatientRecord,
     columns_to_frame,
@@ -115,7 +116,7 @@ PatientTable = Annotated[
     ),
 ]
 ScreeningDate = Annotated[
-    date | None,
+    Day | None,
     Field(
         description="Day 0 for ages and every wash-out window (YYYY-MM-DD, from "
         "1900-01-01 to 2999-12-31); default: the server's current date.",

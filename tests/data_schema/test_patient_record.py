@@ -57,6 +57,9 @@ def test_out_of_range_is_rejected_naming_the_field(field: str, value: float) -> 
         ("urine_rbc_per_hpf", 2.5),  # a count is a whole number
         ("sex", "F"),  # categories are spelled out
         ("soc_regimen_stable_since", "last spring"),
+        ("date_of_birth", 0),  # not Unix time: 1970-01-01 would be a guess
+        ("live_vaccine_last_date", 1_700_000_000),
+        ("lupus_nephritis_diagnosis_date", 20240101),
     ],
 )
 def test_wrong_type_is_rejected_naming_the_field(field: str, value: object) -> None:

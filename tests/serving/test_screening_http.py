@@ -275,3 +275,20 @@ def test_a_screening_date_out_of_range_is_a_4xx_naming_it(
     resp = client.post(path, json=body)
     assert resp.status_code == 400, resp.text
     assert "screening_date" in resp.text
+
+
+@pytest.mark.parametrize("path", ["/screen", "/screen_batch"])
+def test_a_number_as_a_date_is_a_4xx_naming_the_field(
+    client: TestClient, path: str
+) -> None:
+    """A number is not read as Unix time: 0 would become 1970-01-01."""
+    patient = {"sex": "female", "date_of_birth": 0}
+    body = (
+        {"patient": patient, "screening_date": 1_700_000_000}
+        if path == "/screen"
+        else {"patients": [patient], "screening_date": 1_700_000_000}
+    )
+    resp = client.post(path, json=body)
+    assert resp.status_code == 400, resp.text
+    assert "date_of_birth" in resp.text and "screening_date" in resp.text
+    assert "not a number" in resp.text
