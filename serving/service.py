@@ -463,7 +463,11 @@ class LNRiskService:
 
     def _predict(self, patients: list[PatientRecord]) -> list[RiskPrediction]:
         assert self.model is not None and self.criteria is not None
-        gate = self.model.gate(records_to_features(patients), self.gate)
+        # the criteria file's cut, as /screen: an inclusive reading passes a risk
+        # exactly at the threshold
+        gate = self.model.gate(
+            records_to_features(patients), self.criteria.risk_gate.cut
+        )
         return [
             RiskPrediction(
                 patient_id=p.patient_id,
