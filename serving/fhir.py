@@ -85,8 +85,9 @@ class FhirScreening(ScreeningDecision):
 
 
 def warm_fhir_models() -> None:
-    """Load and build the FHIR R4B models of every resource type the mapping reads
-    (~1 s once; otherwise the first call of a worker pays it)."""
+    """Load the FHIR mapping and build the FHIR R4B models of every resource type it
+    reads (~1 s once; otherwise the first FHIR call of a worker pays it)."""
+    load_mapping()
     for rtype in READ_TYPES:
         validation_error({"resourceType": rtype})
 
