@@ -120,6 +120,29 @@ class FhirMapping:
         """``system|code`` → concept name, for every code of every concept."""
         return self._index
 
+    @cached_property
+    def _horizons(self) -> dict[str, int | None]:
+        horizon: dict[str, int | None] = {}
+        # the fields a history rule reads are read over the whole history
+        history = {f for r in self.fields.values() for f in r.thresholds}
+        for rule in self.fields.values():
+            finite = (
+                rule.rule == "latest"
+                and rule.lookback_days is not None
+                and rule.field not in history
+            )
+            for c in rule.concepts:
+                if not finite:
+                    horizon[c] = None
+                elif c not in horizon or horizon[c] is not None:
+                    horizon[c] = max(horizon.get(c) or 0, rule.lookback_days)
+        return horizon
+
+    def horizon(self, concept: str) -> int | None:
+        """Days before the screening date beyond which no rule reads a result of
+        ``concept`` (None: some rule reads its whole history)."""
+        return self._horizons.get(concept)
+
     def carried(self) -> tuple[str, ...]:
         """Record fields FHIR carries, in record order."""
         mine = set(self.fields) | set(self.patient_fields)

@@ -153,19 +153,33 @@ def _sort(resources) -> tuple[dict[str, list[dict]], list[Problem]]:
     return by_type, problems
 
 
+def _too_old(row: dict, concept: str | None, m: FhirMapping, day: date) -> bool:
+    """A result dated before every look-back window of the rules reading it."""
+    horizon = None if concept is None else m.horizon(concept)
+    return (
+        horizon is not None
+        and row["day"] is not None
+        and (day - row["day"]).days > horizon
+    )
+
+
 def _valid(
     by_type: dict[str, list[dict]],
     m: FhirMapping,
     problems: list[Problem],
     cache: ValidationCache,
     position: dict[int, int],
+    screening_date: date,
 ) -> dict[str, list[dict]]:
     """The resources that pass FHIR validation, among those a rule would read.
 
     The Patient and every resource whose code the mapping reads from its type (or
     that has no code at all) are validated; a resource that fails is reported and
-    dropped. A resource coded with codes the mapping does not read is kept
-    unvalidated: it is reported as unmapped and never read.
+    dropped. Two kinds are kept unvalidated because no rule reads them: a resource
+    coded with codes the mapping does not read (reported as unmapped), and a result
+    dated before every look-back window of the rules reading its code (an old
+    C3, say: only the last 180 days count), which the rules pass over as they pass
+    over every result outside a window.
     """
     rows = iter(resource_rows(by_type, m))  # one per non-Patient resource, in order
     kept: dict[str, list[dict]] = {}
@@ -175,7 +189,7 @@ def _valid(
                 row = next(rows)
                 concept, coded = row["concept"], row["code"] is not None
                 unread = concept is None or rtype not in m.concepts[concept].resources
-                if coded and unread:
+                if (coded and unread) or _too_old(row, concept, m, screening_date):
                     kept.setdefault(rtype, []).append(r)
                     continue
             why = cache.error(r)
@@ -230,7 +244,9 @@ def read_patient(
     by_type, problems = _sort(resources)
     if validate:
         position = {id(r): i for i, r in enumerate(resources)}
-        by_type = _valid(by_type, m, problems, cache or VALIDATION_CACHE, position)
+        by_type = _valid(
+            by_type, m, problems, cache or VALIDATION_CACHE, position, screening_date
+        )
     found = by_type.get("Patient", [])
     if len(found) != 1:
         why = "no Patient resource" if not found else "more than one Patient resource"

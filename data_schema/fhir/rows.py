@@ -504,8 +504,24 @@ def fhir_day(text: Any) -> date | None:
 
 
 def _keys(concept: Any) -> list[str]:
-    codings = _get(concept, "coding") or []
-    return [f"{c.get('system') or ''}|{c.get('code') or ''}" for c in codings]
+    codings = _get(concept, "coding")
+    if not isinstance(codings, list):
+        return []
+    return [
+        f"{_str(c.get('system')) or ''}|{_str(c.get('code')) or ''}"
+        for c in codings
+        if isinstance(c, dict)
+    ]
+
+
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _str(value: Any) -> str | None:
+    """A string element, or None (a resource read without FHIR validation may hold
+    anything where a string belongs)."""
+    return value if isinstance(value, str) else None
 
 
 def _concept(concept: Any, index: dict[str, str]) -> tuple[str | None, str | None]:
@@ -527,11 +543,11 @@ def _number(value: Any) -> float | None:
 
 
 def _unit(qty: Any) -> str | None:
-    return _get(qty, "code") or _get(qty, "unit")
+    return _str(_get(qty, "code")) or _str(_get(qty, "unit"))
 
 
 def _route(coding: Any) -> str | None:
-    system, code = _get(coding, "system"), _get(coding, "code")
+    system, code = _str(_get(coding, "system")), _str(_get(coding, "code"))
     return None if system is None or code is None else f"{system}|{code}"
 
 
@@ -549,7 +565,7 @@ def _observation_row(r: dict, m: FhirMapping) -> dict[str, Any]:
     )
     return {
         "codes": r.get("code"),
-        "status": r.get("status"),
+        "status": _str(r.get("status")),
         "day": fhir_day(day),
         "num": _number(_get(r, "valueQuantity", "value")),
         "unit": _unit(r.get("valueQuantity")),
@@ -563,13 +579,13 @@ def _condition_row(r: dict, m: FhirMapping) -> dict[str, Any]:
     index = m.code_index()
     names = [
         _concept(code, index)[0]
-        for item in r.get("evidence") or []
-        for code in (_get(item, "code") or [])
+        for item in _list(r.get("evidence"))
+        for code in _list(_get(item, "code"))
     ]
     found = [n for n in names if n is not None]
     return {
         "codes": r.get("code"),
-        "status": _get(r, "verificationStatus", "coding", 0, "code"),
+        "status": _str(_get(r, "verificationStatus", "coding", 0, "code")),
         "day": fhir_day(r.get("onsetDateTime") or _get(r, "onsetPeriod", "start")),
         "evidence": ";".join(found) if found else None,
     }
@@ -587,7 +603,7 @@ def _statement_row(r: dict, m: FhirMapping) -> dict[str, Any]:
         num = value * (freq / (period * unit_days))
     return {
         "codes": r.get("medicationCodeableConcept"),
-        "status": r.get("status"),
+        "status": _str(r.get("status")),
         "day": fhir_day(
             _get(r, "effectivePeriod", "start") or r.get("effectiveDateTime")
         ),
@@ -602,7 +618,7 @@ def _administration_row(r: dict, m: FhirMapping) -> dict[str, Any]:
     dosage = r.get("dosage")
     return {
         "codes": r.get("medicationCodeableConcept"),
-        "status": r.get("status"),
+        "status": _str(r.get("status")),
         "day": fhir_day(
             r.get("effectiveDateTime") or _get(r, "effectivePeriod", "start")
         ),
@@ -616,7 +632,7 @@ def _administration_row(r: dict, m: FhirMapping) -> dict[str, Any]:
 def _immunization_row(r: dict, m: FhirMapping) -> dict[str, Any]:
     return {
         "codes": r.get("vaccineCode"),
-        "status": r.get("status"),
+        "status": _str(r.get("status")),
         "day": fhir_day(r.get("occurrenceDateTime")),
     }
 

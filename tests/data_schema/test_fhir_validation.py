@@ -72,3 +72,52 @@ def test_a_resource_with_codes_the_mapping_does_not_read_is_reported_not_validat
 def test_a_resource_without_a_code_is_validated() -> None:
     why = _problems([PATIENT, {"resourceType": "Observation", "id": "x"}], None)
     assert why["Observation/x"].startswith("fails FHIR R4B validation")
+
+
+def test_a_result_older_than_every_window_of_its_code_is_not_validated() -> None:
+    cache = ValidationCache()
+    old = {**C3, "id": "old", "effectiveDateTime": "2025-06-01"}  # > 180 days
+    old["valueQuantity"] = {**C3["valueQuantity"], "value": "not a number"}
+    reading = read_patient([PATIENT, C3, old], DAY, cache=cache)
+    assert reading.record["c3_g_l"] == 0.7
+    why = {p.resource: p.why for p in reading.problems}["Observation/old"]
+    assert why == "no valueQuantity: not used"  # the rule's own check, not FHIR's
+    assert cache.misses == 2  # the Patient and the current C3
+    recent = {**old, "effectiveDateTime": "2026-05-01"}  # inside the window
+    why = _problems([PATIENT, C3, recent], cache)["Observation/old"]
+    assert why.startswith("fails FHIR R4B validation: valueQuantity")
+
+
+def test_a_urine_result_of_any_age_is_validated() -> None:
+    """Earlier urine results are read over the whole history (earlier abnormal
+    urinalysis), so none of them is too old to be validated."""
+    urine = {
+        **C3,
+        "id": "u",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "2889-4"}]},
+        "effectiveDateTime": "2015-01-01",
+        "valueQuantity": {"value": "junk"},
+    }
+    why = _problems([PATIENT, urine], ValidationCache())["Observation/u"]
+    assert why.startswith("fails FHIR R4B validation")
+
+
+JUNK = [5, "x", [], {}, [5], [{"system": 5}], {"coding": 5}, {"coding": [5, "a"]}]
+
+
+def test_junk_where_fhir_has_structure_never_breaks_the_reader() -> None:
+    """Resources a rule does not read are not validated; whatever they hold, the
+    reader reports them and reads the rest."""
+    resources = [PATIENT, C3]
+    for i, junk in enumerate(JUNK):
+        for element in ("status", "valueQuantity", "effectiveDateTime", "category"):
+            old = {**C3, "id": f"old{i}{element}", "effectiveDateTime": "2020-01-01"}
+            resources.append({**old, element: junk})
+        resources.append({"resourceType": "Condition", "id": f"c{i}", "code": junk,
+                          "evidence": junk, "verificationStatus": junk})  # fmt: skip
+        resources.append({"resourceType": "MedicationStatement", "id": f"m{i}",
+                          "medicationCodeableConcept": {"coding": [{"system": "s",
+                          "code": "c"}]}, "dosage": junk})  # fmt: skip
+    reading = read_patient(resources, DAY, cache=ValidationCache())
+    assert reading.record["c3_g_l"] == 0.7
+    assert reading.record["sex"] == "female"
