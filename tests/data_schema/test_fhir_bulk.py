@@ -218,6 +218,7 @@ def test_bad_lines_are_reported_one_by_one_and_the_rest_read(small, tmp_path):
         )
         fh.write("not json at all\n")
         fh.write('{"resourceType":"Condition","id":"c"}\n')
+        fh.write('{"resourceType":"Observation"}{"resourceType":"Observation"}\n')
     (tmp_path / "Encounter.ndjson").write_text('{"resourceType":"Encounter"}\n')
     reading = read_bulk(tmp_path, DAY)
     assert len(reading.cohort) == 300
@@ -226,5 +227,6 @@ def test_bad_lines_are_reported_one_by_one_and_the_rest_read(small, tmp_path):
     assert "not readable FHIR JSON" in why[f"Observation line {n + 1}"]
     assert "not readable FHIR JSON" in why[f"Observation line {n + 2}"]
     assert "resourceType 'Condition'" in why[f"Observation line {n + 3}"]
+    assert "not one JSON object per line" in why[f"Observation line {n + 4}"]
     assert why["Encounter.ndjson"] == "Encounter is not read"
     assert differences(read_bulk(folder, DAY).cohort, reading.cohort) == {}
