@@ -10,6 +10,7 @@ import pytest
 import xgboost as xgb
 
 from data_schema import model_features
+from data_schema.fields import field_specs
 from riskmodel import Calibration, LNRiskModel, ModelFormatError
 from riskmodel.imputation import Imputer
 from training.imputation import fit_imputer
@@ -34,7 +35,10 @@ def _imputer_and_data() -> tuple[Imputer, np.ndarray]:
     """The chained equations of a random table (fitted once: the slow part)."""
     rng = np.random.default_rng(4)
     X = np.abs(rng.normal(size=(400, len(FEATURES)))).astype(np.float64)
-    X[:, 0] = rng.integers(0, 2, 400)  # `male` is a flag
+    specs = field_specs()
+    for j, name in enumerate(FEATURES):  # flags are 0/1 (`male` is one)
+        if name == "male" or specs[name].kind == "bool":
+            X[:, j] = rng.integers(0, 2, 400)
     X[rng.random(X.shape) < 0.1] = np.nan
     X[:, 0] = np.nan_to_num(X[:, 0])
     X.flags.writeable = False
