@@ -256,8 +256,8 @@ def _finding(w: _Writer, row: dict, rule: FieldRule) -> None:
     when = w.days_ago(int(w.rng.integers(0, min(window, 720))))
     concept = w.m.concepts[rule.concepts[0]]
     code = w.coding(concept.name)
-    if code["coding"][0]["code"] in ("18323-6", "29958-6", "33610-7"):
-        # ENA antibodies come as units with an interpretation
+    if code["coding"][0]["code"] in ("18323-6", "29958-6", "33610-7", "44702-9"):
+        # ENA and anti-C1q antibodies come as units with an interpretation
         flag = "POS" if v else "NEG"
         _observation(
             w,
