@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import BROWSER_TEST, headless_chromium
 from tests.servers import free_port, running
 from training.registry.compare import (
     REPORT_ARTIFACT,
@@ -27,18 +28,7 @@ from training.registry.compare import (
 )
 from training.registry.tracking import COHORT_DEFINITION, RUN_TAG_KEYS
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not CHROMIUM.exists() or not CHROMEDRIVER.exists(),
-        reason="Debian chromium + chromium-driver not installed (make setup installs "
-        "them): /usr/bin/chromium, /usr/bin/chromedriver",
-    ),
-]
+pytestmark = BROWSER_TEST
 
 # Metric names the compare page must show (a selection of REPORT_METRIC_KEYS).
 SHOWN = ("auroc", "brier", "cal_slope", "ici", "nb_at_gate", "oracle_auroc")
@@ -139,27 +129,7 @@ def ui(store) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory) -> Iterator[object]:
     """Headless Chromium with a fresh profile, shared by this module's tests."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1800,1400",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
-    ):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(60)
+    driver = headless_chromium(tmp_path_factory.mktemp("chromium-profile"))
     try:
         yield driver
     finally:

@@ -18,21 +18,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.browser import BROWSER_TEST, headless_chromium
 from training.registry.compare import compare_page_url
 from training.registry.tracking import RUN_TAG_KEYS
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not CHROMIUM.exists() or not CHROMEDRIVER.exists(),
-        reason="Debian chromium + chromium-driver not installed (make setup installs "
-        "them): /usr/bin/chromium, /usr/bin/chromedriver",
-    ),
-]
+pytestmark = BROWSER_TEST
 
 SHOWN = ("auroc", "brier", "cal_slope", "ici")
 RUNS = {
@@ -69,19 +59,7 @@ def two_runs(team_server) -> tuple[str, list[str]]:
 @pytest.fixture(scope="module")
 def browser(team_server, tmp_path_factory) -> Iterator[object]:
     """Headless Chromium logged in as the reviewer (basic auth on every request)."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--no-first-run", "--disable-background-networking", "--window-size=1800,1400",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium-team')}",
-    ):  # fmt: skip
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(60)
+    driver = headless_chromium(tmp_path_factory.mktemp("chromium-team"))
     user = "rita-reviewer"
     token = base64.b64encode(f"{user}:{team_server.passwords[user]}".encode()).decode()
     driver.execute_cdp_cmd("Network.enable", {})
