@@ -170,7 +170,9 @@ def train(
             data, source = _synthetic_cohort(cfg)
         else:
             data, source = read_cohort(cohort, date_format), str(cohort.resolve())
-        result = run_training(cfg, data, source, show_progress=progress)
+        result = run_training(
+            cfg, data, source, show_progress=progress, date_format=date_format
+        )
     except (CohortValidationError, FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
     except RegistrationRefusedError as refusal:

@@ -91,17 +91,26 @@ def _read_dates(df: pd.DataFrame, date_format: str) -> pd.DataFrame:
     return out
 
 
+#: The run tag recording the ``strftime`` format a source file's dates were read with.
+DATE_FORMAT_TAG = "data_date_format"
+
+
 def read_source(
-    source: str, readers: Mapping[str, SourceReader] | None = None
+    source: str,
+    readers: Mapping[str, SourceReader] | None = None,
+    date_format: str | None = None,
 ) -> pd.DataFrame:
     """The cohort a recorded data source names: a file path, or ``<scheme>://…``.
+
+    ``date_format`` is the format a file's dates were read with when the run was
+    made (the run's ``data_date_format`` tag; None: ISO 8601).
 
     Raises:
         ValueError: a scheme no reader was given for.
     """
     scheme = urlparse(source).scheme
     if len(scheme) <= 1 or scheme == "file":  # a path (or a Windows drive letter)
-        return read_cohort(source.removeprefix("file://"))
+        return read_cohort(source.removeprefix("file://"), date_format)
     reader = (readers or {}).get(scheme)
     if reader is None:
         raise ValueError(

@@ -20,6 +20,7 @@ from data_schema import OUTCOME_COLUMN, frame_to_features
 from riskmodel import LNRiskModel
 from training.config import TrainingConfig
 from training.data import (
+    DATE_FORMAT_TAG,
     STEP_COHORT,
     STEP_LEFT_OUT,
     STEP_NOT_RULED_OUT,
@@ -185,7 +186,10 @@ def model_card_context(
 
 
 def _log_training_run(
-    config: TrainingConfig, fitted: _Fitted, source: str
+    config: TrainingConfig,
+    fitted: _Fitted,
+    source: str,
+    date_format: str | None = None,
 ) -> tuple[Registered, str]:
     """Log the run, pass the registration gate, log the evidence."""
     family = config.model.family
@@ -205,6 +209,8 @@ def _log_training_run(
             test, name="test", source=source, context="evaluation"
         )
         run.tags({"test_digest": test_digest, **fitted.population.tags()})
+        if date_format is not None:
+            run.tags({DATE_FORMAT_TAG: date_format})
         run.params(config.flat_params())
         run.params(
             {
@@ -257,6 +263,7 @@ def train(
     source: str,
     *,
     show_progress: bool = True,
+    date_format: str | None = None,
 ) -> TrainingResult:
     """Fit, evaluate and log one model; register it if it passes the gate.
 
@@ -269,6 +276,8 @@ def train(
         source: where the cohort came from (a file path or ``synthetic://…``),
             recorded with the run so it can be rebuilt.
         show_progress: draw a progress bar on the terminal.
+        date_format: the ``strftime`` format the source file's dates were read with
+            (None: ISO 8601), recorded so that the source is read the same way again.
 
     Raises:
         data_schema.CohortValidationError: listing every bad row of the cohort.
@@ -278,7 +287,7 @@ def train(
     """
     started = time.perf_counter()
     fitted = fit_and_evaluate(config, cohort, show_progress=show_progress)
-    registered, digest = _log_training_run(config, fitted, source)
+    registered, digest = _log_training_run(config, fitted, source, date_format)
     return TrainingResult(
         run_id=registered.run_id,
         model_uri=registered.model_uri,

@@ -96,3 +96,42 @@ def test_criteria_refuses_an_unknown_reading(tmp_path) -> None:
     result = CliRunner().invoke(app, ["criteria", "--readings", str(overlay)])
     assert result.exit_code == 2
     assert "unknown reading 'b-cell-histroy'" in result.output
+
+
+@pytest.mark.slow
+def test_a_run_records_its_date_format_and_rebuilds_its_test_set_with_it(
+    small_config, small_cohort, tmp_path
+) -> None:
+    """`lnrisk evaluate` and `promote` re-read a run's file: with the format the
+    run read it with, or its day-first dates would not read at all."""
+    from training.data import DATE_FORMAT_TAG
+    from training.pipeline import train
+    from training.registry import tracking
+    from training.registry.promote import held_out_of_run
+
+    cohort, _ = small_cohort
+    path = tmp_path / "day_first.csv"
+    cohort.drop(columns=["true_risk_2y"]).to_csv(
+        path, index=False, date_format="%d/%m/%Y"
+    )
+    config = small_config.model_copy(
+        update={
+            "tracking": small_config.tracking.model_copy(
+                update={"registered_model": "ln-risk-day-first"}
+            )
+        }
+    )
+    result = train(
+        config,
+        read_cohort(path, "%d/%m/%Y"),
+        str(path.resolve()),
+        show_progress=False,
+        date_format="%d/%m/%Y",
+    )
+    tags = tracking.run_tags_of(result.run_id)
+    assert tags[DATE_FORMAT_TAG] == "%d/%m/%Y"
+    test, _ = held_out_of_run(result.run_id, config.trial_criteria)
+    assert len(test) == int(tracking.run_params_of(result.run_id)["n_test"])
+    # without the recorded format the same file does not read
+    with pytest.raises(CohortValidationError, match="ISO 8601"):
+        validate_cohort(read_cohort(path))

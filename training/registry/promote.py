@@ -20,6 +20,7 @@ from data_schema import OUTCOME_COLUMN, frame_to_features, validate_cohort
 from eligibility import TrialCriteria
 from training.config import TrainingConfig
 from training.data import (
+    DATE_FORMAT_TAG,
     PopulationDefinition,
     SourceReader,
     config_population,
@@ -110,7 +111,8 @@ def held_out_of_run(
     tags = tracking.run_tags_of(run_id)
     params = tracking.run_params_of(run_id)
     source = tags["data_source"]
-    cohort = validate_cohort(read_source(source, readers))
+    date_format = tags.get(DATE_FORMAT_TAG)
+    cohort = validate_cohort(read_source(source, readers, date_format))
     population = PopulationDefinition.from_tags(tags)
     if population is not None:
         cohort, _ = population.apply(cohort, criteria)
