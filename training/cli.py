@@ -346,6 +346,7 @@ def promote(
         bool, typer.Option("--dry-run", help="Decide and log, but move no alias.")
     ] = False,
     config: Annotated[Path | None, typer.Option(help="YAML training profile.")] = None,
+    date_format: DateFormat = None,
 ) -> None:
     """Move @champion to @challenger only if the challenger passes the gate."""
     from training.registry.promote import promote as run_promotion
@@ -353,7 +354,11 @@ def promote(
     cfg = _config(config)
     try:
         decision = run_promotion(
-            cfg, cohort_path=cohort, dry_run=dry_run, readers=_readers()
+            cfg,
+            cohort_path=cohort,
+            dry_run=dry_run,
+            readers=_readers(),
+            date_format=date_format,
         )
     except (LookupError, FileNotFoundError, ValueError) as exc:
         _fail(str(exc))

@@ -107,7 +107,7 @@ def test_a_run_records_its_date_format_and_rebuilds_its_test_set_with_it(
     from training.data import DATE_FORMAT_TAG
     from training.pipeline import train
     from training.registry import tracking
-    from training.registry.promote import held_out_of_run
+    from training.registry.promote import held_out_of_run, promote
 
     cohort, _ = small_cohort
     path = tmp_path / "day_first.csv"
@@ -135,3 +135,18 @@ def test_a_run_records_its_date_format_and_rebuilds_its_test_set_with_it(
     # without the recorded format the same file does not read
     with pytest.raises(CohortValidationError, match="ISO 8601"):
         validate_cohort(read_cohort(path))
+    # a second run becomes the challenger; promotion reads the file either way
+    again = train(
+        config,
+        read_cohort(path, "%d/%m/%Y"),
+        str(path.resolve()),
+        show_progress=False,
+        date_format="%d/%m/%Y",
+    )
+    assert again.alias == config.tracking.challenger_alias
+    on_test = promote(config, dry_run=True)
+    assert on_test.n_patients == len(test)
+    on_file = promote(config, cohort_path=path, date_format="%d/%m/%Y", dry_run=True)
+    assert on_file.n_patients > len(test)
+    with pytest.raises(CohortValidationError, match="ISO 8601"):
+        promote(config, cohort_path=path, dry_run=True)

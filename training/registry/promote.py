@@ -144,8 +144,12 @@ def promote(
     cohort_path: str | Path | None = None,
     dry_run: bool = False,
     readers: Mapping[str, SourceReader] | None = None,
+    date_format: str | None = None,
 ) -> PromotionDecision:
     """Evaluate champion and challenger on the same patients; move the alias if earned.
+
+    ``date_format`` is the ``strftime`` format of ``cohort_path``'s dates (None: ISO
+    8601); the challenger's own test set is read with the format its run recorded.
 
     Raises:
         LookupError: there is no challenger (or no champion) registered.
@@ -160,7 +164,8 @@ def promote(
     )
     if cohort_path is not None:
         data, _ = config_population(config).apply(
-            validate_cohort(read_cohort(cohort_path)), config.trial_criteria
+            validate_cohort(read_cohort(cohort_path, date_format)),
+            config.trial_criteria,
         )
         described = source = str(Path(cohort_path).resolve())
     else:
