@@ -3,6 +3,8 @@ which `make setup` installs)."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -48,3 +50,14 @@ def headless_chromium(profile: Path) -> object:
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(60)
     return driver
+
+
+def keep_screenshot(driver: object, tmp_path: Path, name: str) -> Path:
+    """Save the page as ``name`` and keep a copy outside the test's temporary
+    folder (``<tmp>/lnrisk-ui/``), for a person to look at after the run."""
+    shot = tmp_path / name
+    driver.save_screenshot(str(shot))
+    kept = Path(tempfile.gettempdir()) / "lnrisk-ui" / shot.name
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(shot, kept)
+    return kept

@@ -10,16 +10,13 @@ so a reviewer can look at it.
 
 from __future__ import annotations
 
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.browser import BROWSER_TEST, headless_chromium
+from tests.browser import BROWSER_TEST, headless_chromium, keep_screenshot
 from tests.servers import free_port, running
 from training.registry.compare import (
     REPORT_ARTIFACT,
@@ -158,11 +155,7 @@ def test_compare_page_shows_both_runs_and_the_metric_names(
         browser.execute_script("arguments[0].scrollIntoView(true);", heading)
         time.sleep(0.5)
     finally:
-        shot = tmp_path / "mlflow-compare-runs.png"
-        browser.save_screenshot(str(shot))
-        kept = Path(tempfile.gettempdir()) / "lnrisk-ui" / shot.name
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(shot, kept)
+        kept = keep_screenshot(browser, tmp_path, "mlflow-compare-runs.png")
         print(f"screenshot of the compare page: {kept}")
     text = browser.find_element(By.TAG_NAME, "body").text
     for name in (*SHOWN, *RUNS):
@@ -173,7 +166,7 @@ def test_compare_page_shows_both_runs_and_the_metric_names(
             By.XPATH, f"//*[normalize-space(text())='{name}']"
         )
         assert any(cell.is_displayed() for cell in cells), name
-    assert shot.stat().st_size > 10_000  # a rendered page, not a blank one
+    assert kept.stat().st_size > 10_000  # a rendered page, not a blank one
 
 
 def test_run_page_shows_the_html_evaluation_report(ui, store, browser, tmp_path):
@@ -194,11 +187,7 @@ def test_run_page_shows_the_html_evaluation_report(ui, store, browser, tmp_path)
         text = browser.find_element(By.TAG_NAME, "body").text
     finally:
         browser.switch_to.default_content()
-        shot = tmp_path / "mlflow-run-report.png"
-        browser.save_screenshot(str(shot))
-        kept = Path(tempfile.gettempdir()) / "lnrisk-ui" / shot.name
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(shot, kept)
+        kept = keep_screenshot(browser, tmp_path, "mlflow-run-report.png")
         print(f"screenshot of the report in the run page: {kept}")
     for heading in ("Headline metrics", "At the gate", "Subgroups", "Model card"):
         assert heading in text, heading

@@ -9,16 +9,13 @@ runs and the metric names. The screenshot goes to ``$TMPDIR/lnrisk-ui/``.
 from __future__ import annotations
 
 import base64
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.browser import BROWSER_TEST, headless_chromium
+from tests.browser import BROWSER_TEST, headless_chromium, keep_screenshot
 from training.registry.compare import compare_page_url
 from training.registry.tracking import RUN_TAG_KEYS
 
@@ -93,11 +90,7 @@ def test_compare_page_after_login(team_server, two_runs, browser, tmp_path) -> N
     try:
         WebDriverWait(browser, 90, poll_frequency=0.5).until(loaded)
     finally:
-        shot = tmp_path / "team-server-compare-runs.png"
-        browser.save_screenshot(str(shot))
-        kept = Path(tempfile.gettempdir()) / "lnrisk-ui" / shot.name
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(shot, kept)
+        kept = keep_screenshot(browser, tmp_path, "team-server-compare-runs.png")
         print(f"screenshot of the team server's compare page: {kept}")
     for name in SHOWN:
         cells = browser.find_elements(

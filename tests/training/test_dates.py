@@ -121,13 +121,17 @@ def test_a_run_records_its_date_format_and_rebuilds_its_test_set_with_it(
             )
         }
     )
-    result = train(
-        config,
-        read_cohort(path, "%d/%m/%Y"),
-        str(path.resolve()),
-        show_progress=False,
-        date_format="%d/%m/%Y",
-    )
+
+    def train_day_first():
+        return train(
+            config,
+            read_cohort(path, "%d/%m/%Y"),
+            str(path.resolve()),
+            show_progress=False,
+            date_format="%d/%m/%Y",
+        )
+
+    result = train_day_first()
     tags = tracking.run_tags_of(result.run_id)
     assert tags[DATE_FORMAT_TAG] == "%d/%m/%Y"
     test, _ = held_out_of_run(result.run_id, config.trial_criteria)
@@ -136,13 +140,7 @@ def test_a_run_records_its_date_format_and_rebuilds_its_test_set_with_it(
     with pytest.raises(CohortValidationError, match="ISO 8601"):
         validate_cohort(read_cohort(path))
     # a second run becomes the challenger; promotion reads the file either way
-    again = train(
-        config,
-        read_cohort(path, "%d/%m/%Y"),
-        str(path.resolve()),
-        show_progress=False,
-        date_format="%d/%m/%Y",
-    )
+    again = train_day_first()
     assert again.alias == config.tracking.challenger_alias
     on_test = promote(config, dry_run=True)
     assert on_test.n_patients == len(test)
